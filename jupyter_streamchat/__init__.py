@@ -1,0 +1,5 @@
+"""Stream model output into Jupyter."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
