@@ -57,6 +57,16 @@ class StreamError(StreamChatError):
         self.message = message
         self.retryable = self.default_retryable if retryable is None else retryable
 
+    @staticmethod
+    def from_event(event: Error) -> StreamError:
+        """The exception matching an ``Error`` event (for callers who prefer raising)."""
+        cls = _BY_CODE.get(event.code, StreamError)
+        exc = cls.__new__(cls)
+        StreamError.__init__(exc, event.message, retryable=event.retryable)
+        exc.status = event.status  # type: ignore[attr-defined]
+        exc.retry_after = event.retry_after  # type: ignore[attr-defined]
+        return exc
+
     def to_event(self, seq: int, recv_ms: float, *, partial: bool) -> Error:
         return Error(
             seq=seq,
@@ -123,3 +133,12 @@ class LimitExceeded(StreamError):
         self.limit = limit
         self.value = value
         self.size = size
+
+
+_BY_CODE: dict[str, type[StreamError]] = {
+    cls.code: cls
+    for cls in (
+        ConnectFailed, Timeout, HTTPStatus, ProtocolError, UpstreamError,
+        UpstreamClosed, Cancelled, LimitExceeded,
+    )
+}  # fmt: skip

@@ -139,6 +139,15 @@ class Emitter:
         self.finished = True
         self._out.append(exc.to_event(self._next(), self.now, partial=self.text_seen))
 
+    def retract(self, error: Error) -> None:
+        """Take back ``error``, the last event built, so the stream can go on (a retry)."""
+        if not (self.finished and error.seq == self.seq - 1):
+            raise ValueError(
+                f"can only retract the final event (seq {self.seq - 1}), not {error.seq}"
+            )
+        self.finished = False
+        self.seq = error.seq
+
     def error(
         self,
         code: ErrorCode,

@@ -90,8 +90,11 @@ class StreamDecoder:
         if out.finished:
             return out.drain()
         try:
+            limit = self._limits.max_message_bytes
             size = len(message)
-            if size > self._limits.max_message_bytes:
+            if isinstance(message, str) and size * 4 > limit:
+                size = len(message.encode("utf-8", "surrogatepass"))  # exact bytes only when it matters
+            if size > limit:
                 raise LimitExceeded(
                     "message", size, "max_message_bytes", self._limits.max_message_bytes
                 )

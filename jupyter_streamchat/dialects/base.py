@@ -67,8 +67,8 @@ class Dialect(ABC):
     def on_message(self, data: str, event: str | None, out: Emitter) -> None:
         """Handle one framed message.
 
-        ``event`` is the SSE event name (``None`` when the frame had none, and
-        for NDJSON and WebSocket).  Raise :class:`~jupyter_streamchat.errors.ProtocolError`
+        ``event`` is the SSE event type (``"message"`` when the frame had no
+        ``event:`` line, per the spec) and ``None`` for NDJSON and WebSocket.  Raise :class:`~jupyter_streamchat.errors.ProtocolError`
         for frames that are not this dialect; report in-band errors with
         :meth:`Emitter.error`.
         """
