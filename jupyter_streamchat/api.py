@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -135,10 +136,8 @@ class SyncStream(Iterator[Event]):
         task = self._task
         if task is not None and not self._future.done():
             io_loop().call_soon_threadsafe(task.cancel)
-        try:
+        with contextlib.suppress(BaseException):  # cancelled or failed: either way it is closed
             self._future.result(timeout=10)
-        except BaseException:  # noqa: BLE001 - cancelled or failed: either way it is closed
-            pass
 
     def __enter__(self) -> SyncStream:
         return self

@@ -24,7 +24,9 @@ from .errors import ConfigError
 
 __all__ = ["PROTOCOLS", "Backend", "Protocol", "Source", "redact_url"]
 
-Protocol: TypeAlias = Literal["openai", "responses", "anthropic", "ollama", "http", "websocket", "grpc"]
+Protocol: TypeAlias = Literal[
+    "openai", "responses", "anthropic", "ollama", "http", "websocket", "grpc"
+]
 """Transport + default dialect.
 
 ``openai``     HTTP POST ``{url}/chat/completions``, SSE, dialect ``openai-chat``
@@ -116,7 +118,9 @@ class Backend:
         if isinstance(config, str):
             config = {"protocol": "openai", "url": config}
         if not isinstance(config, Mapping):
-            raise ConfigError(f"backend {name!r}: config must be a dict, got {type(config).__name__}")
+            raise ConfigError(
+                f"backend {name!r}: config must be a dict, got {type(config).__name__}"
+            )
         unknown = set(config) - _KNOWN_KEYS
         if unknown:
             raise ConfigError(
@@ -158,7 +162,9 @@ class Backend:
             raise ConfigError(f"backend {name!r}: models must be a list of strings")
         framing = config.get("framing", "ndjson" if protocol == "ollama" else "sse")
         if framing not in ("sse", "ndjson"):
-            raise ConfigError(f"backend {name!r}: framing must be 'sse' or 'ndjson', got {framing!r}")
+            raise ConfigError(
+                f"backend {name!r}: framing must be 'sse' or 'ndjson', got {framing!r}"
+            )
         grpc_method = config.get("grpc_method", "generate")
         if grpc_method not in ("generate", "chat"):
             raise ConfigError(
@@ -185,9 +191,7 @@ class Backend:
             mapping=tuple(mapping.items()),
             connect_timeout=_number(name, "connect_timeout", config.get("connect_timeout", 10.0)),
             idle_timeout=_number(name, "idle_timeout", config.get("idle_timeout", 120.0)),
-            max_seconds=None
-            if max_seconds is None
-            else _number(name, "max_seconds", max_seconds),
+            max_seconds=None if max_seconds is None else _number(name, "max_seconds", max_seconds),
             retries=retries,
             backoff_initial=_number(name, "backoff_initial", config.get("backoff_initial", 0.25)),
             backoff_max=_number(name, "backoff_max", config.get("backoff_max", 8.0)),
@@ -235,4 +239,6 @@ class Backend:
 
     def with_models(self, models: tuple[str, ...]) -> Backend:
         """A copy listing these models (e.g. after a probe)."""
-        return Backend(**{**{f: getattr(self, f) for f in self.__dataclass_fields__}, "models": models})
+        return Backend(
+            **{**{f: getattr(self, f) for f in self.__dataclass_fields__}, "models": models}
+        )

@@ -93,9 +93,7 @@ class Timeout(StreamError):
 class HTTPStatus(StreamError):
     code = "http_status"
 
-    def __init__(
-        self, status: int, message: str, *, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message, retryable=status == 429 or status in (500, 502, 503, 504))
         self.status = status
         self.retry_after = retry_after

@@ -105,7 +105,9 @@ def resolve(backend: str | Backend | Mapping[str, Any]) -> Backend:
         config = {k: v for k, v in backend.items() if k != "name"}
         return Backend.from_config(str(backend.get("name", "custom")), config)
     if not isinstance(backend, str):
-        raise ConfigError(f"backend must be a name, a dict or a Backend, got {type(backend).__name__}")
+        raise ConfigError(
+            f"backend must be a name, a dict or a Backend, got {type(backend).__name__}"
+        )
     found = _registered.get(backend) or _configured().get(backend)
     if found is not None:
         return found

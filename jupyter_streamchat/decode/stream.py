@@ -93,7 +93,9 @@ class StreamDecoder:
             limit = self._limits.max_message_bytes
             size = len(message)
             if isinstance(message, str) and size * 4 > limit:
-                size = len(message.encode("utf-8", "surrogatepass"))  # exact bytes only when it matters
+                size = len(
+                    message.encode("utf-8", "surrogatepass")
+                )  # exact bytes only when it matters
             if size > limit:
                 raise LimitExceeded(
                     "message", size, "max_message_bytes", self._limits.max_message_bytes

@@ -68,8 +68,9 @@ class Dialect(ABC):
         """Handle one framed message.
 
         ``event`` is the SSE event type (``"message"`` when the frame had no
-        ``event:`` line, per the spec) and ``None`` for NDJSON and WebSocket.  Raise :class:`~jupyter_streamchat.errors.ProtocolError`
-        for frames that are not this dialect; report in-band errors with
+        ``event:`` line, per the spec) and ``None`` for NDJSON and WebSocket.
+        Raise :class:`~jupyter_streamchat.errors.ProtocolError` for frames that
+        are not this dialect; report in-band errors with
         :meth:`Emitter.error`.
         """
 

@@ -23,7 +23,8 @@ from ..dialects.base import ChatMessage
 from ..events import Event
 from .base import RetryPolicy, UpstreamStream, run_with_retries
 from .grpc import grpc_attempt, grpc_request, new_channel
-from .http import http_attempt, new_client
+from .h1 import H1Pool, h1_attempt, use_fast_path
+from .http import http_attempt, join_url, new_client
 from .websocket import websocket_attempt
 
 __all__ = ["UpstreamPool", "UpstreamStream", "open_stream"]
@@ -35,6 +36,7 @@ class UpstreamPool:
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
         self._channels: dict[tuple[str, int], grpc.aio.Channel] = {}
+        self.h1 = H1Pool()
 
     def http_client(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -50,6 +52,7 @@ class UpstreamPool:
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
+        self.h1.close()
         client, self._client = self._client, None
         channels, self._channels = list(self._channels.values()), {}
         if client is not None:
@@ -91,28 +94,36 @@ def open_stream(
     model = model or backend.model
     limits = limits or DecoderLimits()
     policy = RetryPolicy(
-        backend.retries if retries is None else retries, backend.backoff_initial, backend.backoff_max
+        backend.retries if retries is None else retries,
+        backend.backoff_initial,
+        backend.backoff_max,
     )
     emitter = Emitter(model=model, backend=backend.name, protocol=backend.protocol)
 
     if backend.protocol == "grpc":
         request = grpc_request(messages, model=model, options=options)
 
-        def attempt(out: Emitter) -> AsyncGenerator[Event, None]:
+        def attempt(out: Emitter) -> AsyncGenerator[list[Event], None]:
             channel = (pool or default_pool()).grpc_channel(backend.url, limits.max_message_bytes)
             return grpc_attempt(backend, request, out, channel)
 
     else:
         config = dict(backend.mapping)
+        fast = use_fast_path(backend.url)
         if backend.protocol in ("http", "websocket"):
-            config.setdefault("framing", "message" if backend.protocol == "websocket" else backend.framing)
+            config.setdefault(
+                "framing", "message" if backend.protocol == "websocket" else backend.framing
+            )
 
-        def attempt(out: Emitter) -> AsyncGenerator[Event, None]:
+        def attempt(out: Emitter) -> AsyncGenerator[list[Event], None]:
             dialect = get_dialect(backend.dialect, **config)
             request = dialect.request(messages, model=model, options=options)
             if backend.protocol == "websocket":
                 return websocket_attempt(backend, request, dialect, out, limits)
-            client = (pool or default_pool()).http_client()
-            return http_attempt(backend, request, dialect, out, client, limits)
+            connections = pool or default_pool()
+            url = join_url(backend.url, request.path)
+            if fast:
+                return h1_attempt(backend, url, request, dialect, out, connections.h1, limits)
+            return http_attempt(backend, request, dialect, out, connections.http_client(), limits)
 
     return UpstreamStream(run_with_retries(attempt, emitter, policy), backend.name)

@@ -15,6 +15,7 @@ import asyncio
 import email.utils
 import random
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from types import TracebackType
@@ -33,8 +34,8 @@ __all__ = [
     "run_with_retries",
 ]
 
-Attempt = Callable[[Emitter], AsyncGenerator[Event, None]]
-"""One connection attempt: given the stream's emitter, yield its events."""
+Attempt = Callable[[Emitter], AsyncGenerator[list[Event], None]]
+"""One connection attempt: given the stream's emitter, yield its events in batches."""
 
 MAX_RETRY_AFTER: Final = 60.0
 
@@ -77,31 +78,36 @@ class RetryPolicy:
 
 async def run_with_retries(
     attempt: Attempt, emitter: Emitter, policy: RetryPolicy
-) -> AsyncGenerator[Event, None]:
+) -> AsyncGenerator[list[Event], None]:
     """Run attempts until one streams a token or fails for good; yield one stream.
 
-    A failed attempt's ``Error`` is swallowed (and its sequence number reused)
-    when the error is retryable, no token has been yielded yet, and retries
-    remain.  Anything else is yielded as is, and the stream ends at the first
-    terminal event.
+    Attempts yield events in batches (what one read decoded).  A failed
+    attempt's ``Error`` is swallowed (and its sequence number reused) when the
+    error is retryable, no token has been yielded yet, and retries remain.
+    Anything else is passed on, and the stream ends at the first terminal event.
     """
     tries = 0
     while True:
         failure: Error | None = None
         emitted = False  # whether the emitter built ``failure`` (then it must be retracted)
-        async with aclosing(attempt(emitter)) as events:
+        async with aclosing(attempt(emitter)) as batches:
             try:
-                async for event in events:
+                async for batch in batches:
+                    last = batch[-1] if batch else None
+                    if last is None:
+                        continue
                     if (
-                        isinstance(event, Error)
-                        and event.retryable
+                        type(last) is Error
+                        and last.retryable
                         and not emitter.text_seen
                         and tries < policy.retries
                     ):
-                        failure, emitted = event, True
+                        failure, emitted = last, True
+                        if len(batch) > 1:
+                            yield batch[:-1]
                         break
-                    yield event
-                    if is_terminal(event):
+                    yield batch
+                    if is_terminal(last):
                         return
             except StreamError as exc:
                 if exc.retryable and not emitter.text_seen and tries < policy.retries:
@@ -109,15 +115,13 @@ async def run_with_retries(
                 else:
                     emitter.now = now_ms()
                     emitter.fail(exc)
-                    for event in emitter.drain():
-                        yield event
+                    yield emitter.drain()
                     return
         if failure is None:
             # The attempt ended without a terminal event: an adapter bug, reported as such.
             emitter.now = now_ms()
             emitter.error("internal", "upstream adapter ended without a final event")
-            for event in emitter.drain():
-                yield event
+            yield emitter.drain()
             return
         tries += 1
         if emitted:
@@ -128,15 +132,17 @@ async def run_with_retries(
 class UpstreamStream(AsyncIterator[Event]):
     """A stream of events from one backend.
 
-    Iterate it (``async for``), or use it as an async context manager.
-    ``aclose()`` closes the upstream connection; the caller must not be
-    iterating it from another task at that moment (cancel that task first).
+    Iterate it (``async for``) event by event, or :meth:`batches` for what
+    each read decoded; or use it as an async context manager.  ``aclose()``
+    closes the upstream connection; the caller must not be iterating it from
+    another task at that moment (cancel that task first).
     """
 
-    __slots__ = ("_events", "_finished", "_text_parts", "backend")
+    __slots__ = ("_batches", "_finished", "_queue", "backend")
 
-    def __init__(self, events: AsyncGenerator[Event, None], backend: str) -> None:
-        self._events = events
+    def __init__(self, batches: AsyncGenerator[list[Event], None], backend: str) -> None:
+        self._batches = batches
+        self._queue: deque[Event] = deque()
         self._finished = False
         self.backend = backend
 
@@ -144,17 +150,35 @@ class UpstreamStream(AsyncIterator[Event]):
         return self
 
     async def __anext__(self) -> Event:
-        if self._finished:
-            raise StopAsyncIteration
-        event = await self._events.__anext__()
-        if is_terminal(event):
-            self._finished = True
-        return event
+        queue = self._queue
+        while not queue:
+            if self._finished:
+                raise StopAsyncIteration
+            batch = await self._batches.__anext__()
+            if batch and is_terminal(batch[-1]):
+                self._finished = True
+            queue.extend(batch)
+        return queue.popleft()
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """The events in the batches they were decoded in (one per upstream read)."""
+        if self._queue:
+            batch = list(self._queue)
+            self._queue.clear()
+            yield batch
+        while not self._finished:
+            try:
+                batch = await self._batches.__anext__()
+            except StopAsyncIteration:
+                return
+            if batch and is_terminal(batch[-1]):
+                self._finished = True
+            yield batch
 
     async def aclose(self) -> None:
         """Close the upstream connection (idempotent)."""
         self._finished = True
-        await self._events.aclose()
+        await self._batches.aclose()
 
     async def __aenter__(self) -> UpstreamStream:
         return self

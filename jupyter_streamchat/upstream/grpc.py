@@ -127,7 +127,8 @@ def _status_error(exc: grpc.aio.AioRpcError, where: str, emitter: Emitter) -> St
     if code == grpc.StatusCode.CANCELLED:
         return Cancelled(f"backend {where} cancelled the gRPC call: {details}")
     retry_after = None
-    for key, value in exc.trailing_metadata() or ():
+    metadata: Any = exc.trailing_metadata() or ()  # (key, value) pairs; grpc's stubs say otherwise
+    for key, value in metadata:
         if key == "retry-after":
             retry_after = parse_retry_after(value if isinstance(value, str) else value.decode())
     error = UpstreamError(
@@ -144,7 +145,7 @@ async def grpc_attempt(
     request: pb.GenerateRequest,
     emitter: Emitter,
     channel: grpc.aio.Channel,
-) -> AsyncGenerator[Event, None]:
+) -> AsyncGenerator[list[Event], None]:
     """Call ``Generate`` (or ``Chat``) once and map each chunk to events."""
     where = f"{backend.name} ({redact_url(backend.url)})"
     metadata = tuple((k.lower(), v) for k, v in backend.request_headers().items())
@@ -198,8 +199,7 @@ async def grpc_attempt(
                     )
                 emitter.done(finish_reason=chunk.finish_reason or None, emit_ms=emit_ms)
                 finished = True
-            for event in emitter.drain():
-                yield event
+            yield emitter.drain()
             if finished:
                 return
         emitter.now = now_ms()
@@ -209,8 +209,10 @@ async def grpc_attempt(
                 + (" (partial text kept)" if emitter.text_seen else "")
             )
     except asyncio.CancelledError:
-        if watchdog.expired and (task := asyncio.current_task()) is not None and not (
-            task.cancelling() if hasattr(task, "cancelling") else False
+        if (
+            watchdog.expired
+            and (task := asyncio.current_task()) is not None
+            and not (task.cancelling() if hasattr(task, "cancelling") else False)
         ):
             raise Timeout(
                 f"backend {where} sent nothing for idle_timeout={backend.idle_timeout} s",

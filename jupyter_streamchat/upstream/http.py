@@ -31,7 +31,8 @@ def new_client() -> httpx.AsyncClient:
     )
 
 
-def _join(base: str, path: str) -> str:
+def join_url(base: str, path: str) -> str:
+    """``path`` appended to the backend's base URL."""
     if not path:
         return base
     return base.rstrip("/") + "/" + path.lstrip("/")
@@ -60,12 +61,14 @@ async def http_attempt(
     emitter: Emitter,
     client: httpx.AsyncClient,
     limits: DecoderLimits,
-) -> AsyncGenerator[Event, None]:
+) -> AsyncGenerator[list[Event], None]:
     """POST the request once and decode the streamed body."""
-    url = _join(backend.url, request.path)
+    url = join_url(backend.url, request.path)
     where = f"{backend.name} ({redact_url(backend.url)})"
     headers = backend.request_headers()
-    headers.setdefault("accept", "application/x-ndjson" if backend.framing == "ndjson" else "text/event-stream")
+    headers.setdefault(
+        "accept", "application/x-ndjson" if backend.framing == "ndjson" else "text/event-stream"
+    )
     # Per-event flushing upstream matters more than bytes; compressed bodies would be buffered.
     headers["accept-encoding"] = "identity"
     timeout = httpx.Timeout(
@@ -93,25 +96,24 @@ async def http_attempt(
                 )
             emitter.now = now_ms()
             emitter.start()
-            for event in emitter.drain():
-                yield event
+            yield emitter.drain()
             async for chunk in response.aiter_raw():
                 now = now_ms()
-                for event in decoder.feed(chunk, now):
-                    yield event
+                if events := decoder.feed(chunk, now):
+                    yield events
                 if decoder.finished:
                     return
                 if deadline is not None and now > deadline:
                     raise Timeout(
                         f"backend {where} stream ran longer than max_seconds={backend.max_seconds}"
                     )
-            for event in decoder.eof(now_ms()):
-                yield event
+            yield decoder.eof(now_ms())
     except StreamError:
         raise
     except httpx.ConnectTimeout:
+        limit = backend.connect_timeout
         raise Timeout(
-            f"could not connect to backend {where} within connect_timeout={backend.connect_timeout} s"
+            f"could not connect to backend {where} within connect_timeout={limit} s"
         ) from None
     except httpx.ReadTimeout:
         raise Timeout(

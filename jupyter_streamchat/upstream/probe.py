@@ -126,7 +126,7 @@ async def discover_local(
     }
     results = await asyncio.gather(*(probe(b, client, timeout) for b in backends.values()))
     found: dict[str, dict[str, Any]] = {}
-    for (name, config), health in zip(candidates.items(), results):
+    for (name, config), health in zip(candidates.items(), results, strict=True):
         if health.reachable and (health.models or name == "ollama"):
             found[name] = {**config, "models": list(health.models)}
             if health.models:

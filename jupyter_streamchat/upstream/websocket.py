@@ -43,7 +43,7 @@ async def websocket_attempt(
     dialect: Dialect,
     emitter: Emitter,
     limits: DecoderLimits,
-) -> AsyncGenerator[Event, None]:
+) -> AsyncGenerator[list[Event], None]:
     """Open the socket, send the request message, decode each message."""
     where = f"{backend.name} ({redact_url(backend.url)})"
     decoder = StreamDecoder(dialect, emitter, framing="message", limits=limits)
@@ -60,21 +60,19 @@ async def websocket_attempt(
             await ws.send(json.dumps(request.body, ensure_ascii=False, separators=(",", ":")))
             emitter.now = now_ms()
             emitter.start()
-            for event in emitter.drain():
-                yield event
+            yield emitter.drain()
             watchdog = Watchdog(backend.idle_timeout, ws.transport.abort)
             try:
                 while True:
                     try:
                         message = await ws.recv()
                     except ConnectionClosedOK:
-                        for event in decoder.eof(now_ms()):
-                            yield event
+                        yield decoder.eof(now_ms())
                         return
                     watchdog.kick()
                     now = now_ms()
-                    for event in decoder.feed_message(message, now):
-                        yield event
+                    if events := decoder.feed_message(message, now):
+                        yield events
                     if decoder.finished:
                         return
                     if deadline is not None and now > deadline:
