@@ -156,9 +156,14 @@ class UpstreamStream(AsyncIterator[Event]):
                 raise StopAsyncIteration
             batch = await self._batches.__anext__()
             if batch and is_terminal(batch[-1]):
-                self._finished = True
+                await self._end()
             queue.extend(batch)
         return queue.popleft()
+
+    async def _end(self) -> None:
+        """The terminal event is in: release the connection now, not at garbage collection."""
+        self._finished = True
+        await self._batches.aclose()
 
     async def batches(self) -> AsyncIterator[list[Event]]:
         """The events in the batches they were decoded in (one per upstream read)."""
@@ -172,7 +177,7 @@ class UpstreamStream(AsyncIterator[Event]):
             except StopAsyncIteration:
                 return
             if batch and is_terminal(batch[-1]):
-                self._finished = True
+                await self._end()
             yield batch
 
     async def aclose(self) -> None:
