@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -118,7 +120,7 @@ def test_eof_mid_body_is_an_error() -> None:
 @given(st.lists(st.integers(min_value=1, max_value=len(CHUNKED) - 1), max_size=12, unique=True))
 def test_split_points_do_not_matter(cuts: list[int]) -> None:
     edges = [0, *sorted(cuts), len(CHUNKED)]
-    chunks = [CHUNKED[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    chunks = [CHUNKED[a:b] for a, b in itertools.pairwise(edges)]
     assert parse(chunks) == parse([CHUNKED])
 
 
