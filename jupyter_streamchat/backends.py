@@ -13,12 +13,13 @@ the field.  Secrets (``api_key``, header values) never leave this object:
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias, cast, get_args
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ConfigError
 
@@ -73,6 +74,21 @@ def redact_url(url: str) -> str:
         port = None
     netloc = host if port is None else f"{host}:{port}"
     return urlunsplit((parts.scheme, netloc, "", "", ""))
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without its user info, and that user info as a Basic ``authorization`` value.
+
+    HTTP libraries log request URLs (httpx at INFO), so credentials must not stay in them;
+    as a header they are a secret like any other.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    userinfo = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    netloc = parts.netloc.rpartition("@")[2]
+    basic = "Basic " + base64.b64encode(userinfo.encode()).decode()
+    return urlunsplit(parts._replace(netloc=netloc)), basic
 
 
 def _number(name: str, key: str, value: Any, *, minimum: float = 0.0) -> float:
@@ -154,6 +170,9 @@ class Backend:
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
             raise ConfigError(f"backend {name!r}: headers must be a dict of strings")
+        url, basic = _split_credentials(url)
+        if basic is not None and not any(k.lower() == "authorization" for k in headers):
+            headers = {"authorization": basic, **headers}
         mapping = config.get("mapping") or {}
         if not isinstance(mapping, Mapping):
             raise ConfigError(f"backend {name!r}: mapping must be a dict")

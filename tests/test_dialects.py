@@ -597,6 +597,7 @@ def test_generic_demo_error_frame() -> None:
         retryable=True,
         partial=True,
         status=429,
+        retry_after=1.5,
         emit_ms=5.0,
     )
 

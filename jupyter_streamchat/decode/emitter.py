@@ -155,6 +155,7 @@ class Emitter:
         *,
         retryable: bool = False,
         status: int | None = None,
+        retry_after: float | None = None,
         emit_ms: float | None = None,
     ) -> None:
         """An error reported by the backend inside the stream."""
@@ -170,6 +171,7 @@ class Emitter:
                 retryable=retryable,
                 partial=self.text_seen,
                 status=status,
+                retry_after=retry_after,
                 emit_ms=emit_ms,
             )
         )

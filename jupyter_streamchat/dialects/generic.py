@@ -78,6 +78,13 @@ def as_int(value: Any) -> int | None:
     return None
 
 
+def as_seconds(value: Any) -> float | None:
+    """A non-negative number of seconds (``retry_after``), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        return None
+    return float(value)
+
+
 def as_str(value: Any) -> str | None:
     """``value`` if it is a string, else ``None``."""
     return value if isinstance(value, str) else None
@@ -270,11 +277,13 @@ class GenericDialect(Dialect):
                 # An HTTP-like status in the error object (the demo door sends one)
                 # says whether the same request may succeed later.
                 status = as_int(detail.get("status")) if isinstance(detail, dict) else None
+                wait = detail.get("retry_after") if isinstance(detail, dict) else None
                 out.error(
                     "upstream_error",
                     message,
                     retryable=status in _RETRYABLE_STATUS,
                     status=status,
+                    retry_after=as_seconds(wait),
                     emit_ms=emit_ms,
                 )
                 return

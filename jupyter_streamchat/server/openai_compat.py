@@ -236,10 +236,14 @@ class ModelsHandler(_Base):
     @authorized
     async def get(self) -> None:
         await self.bridge.ready()
+        backends = self.bridge.backends
+        # The same models as api/backends: configured ones, else those the backend lists.
+        health = await self.bridge.health(list(backends))
         data = []
-        for name, backend in sorted(self.bridge.backends.items()):
+        for name, backend in sorted(backends.items()):
             data.append({"id": name, "object": "model", "created": 0, "owned_by": backend.source})
-            for model in backend.models:
+            state = health.get(name)
+            for model in backend.models or (state.models if state else ()):
                 data.append(
                     {
                         "id": f"{name}/{model}",

@@ -324,7 +324,9 @@ async def h1_attempt(
                     conn.paused = False
                     transport.resume_reading()
                 yield batch
-                if decoder.finished:
+                # Reads go on while the reader holds a batch: the final event may still
+                # be waiting in ``events``.
+                if decoder.finished and not events:
                     return
                 if deadline is not None and now_ms() > deadline:
                     raise Timeout(

@@ -13,6 +13,7 @@ import httpx
 from websockets.asyncio.client import connect as ws_connect
 
 from ..backends import Backend
+from .websocket import WIRE_LOG
 
 __all__ = ["Health", "discover_environment", "discover_local", "probe"]
 
@@ -83,7 +84,7 @@ async def probe(backend: Backend, client: httpx.AsyncClient, timeout: float = 1.
         if backend.protocol == "websocket":
             async with ws_connect(
                 backend.url, open_timeout=timeout, close_timeout=0.5,
-                additional_headers=backend.request_headers(),
+                additional_headers=backend.request_headers(), logger=WIRE_LOG,
             ):  # fmt: skip
                 return done()
         if backend.protocol == "grpc":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncGenerator
 
 from websockets.asyncio.client import connect
@@ -36,6 +37,31 @@ __all__ = ["websocket_attempt"]
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the backend's close frame when we close: cancel must be prompt."""
 
+_HANDSHAKE_HEADERS = frozenset(
+    {"host", "upgrade", "connection", "user-agent", "sec-websocket-key",
+     "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
+)  # fmt: skip
+
+
+class _RedactHeaders(logging.Filter):
+    """``websockets`` logs every handshake header at DEBUG; ours carry API keys."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            record.msg == "> %s: %s"
+            and isinstance(args, tuple)
+            and len(args) == 2
+            and str(args[0]).lower() not in _HANDSHAKE_HEADERS
+        ):
+            record.args = (args[0], "[redacted]")
+        return True
+
+
+WIRE_LOG = logging.getLogger("websockets.client.streamchat")
+"""The logger handed to ``websockets`` for upstream connections (header values redacted)."""
+WIRE_LOG.addFilter(_RedactHeaders())
+
 
 async def websocket_attempt(
     backend: Backend,
@@ -56,6 +82,7 @@ async def websocket_attempt(
             close_timeout=CLOSE_TIMEOUT,
             max_size=limits.max_message_bytes,
             additional_headers=backend.request_headers(),
+            logger=WIRE_LOG,
         ) as ws:
             await ws.send(json.dumps(request.body, ensure_ascii=False, separators=(",", ":")))
             emitter.now = now_ms()

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from io import StringIO
 from typing import Any
 
 import httpx
 import pytest
 
+# jupyter_server's pytest plugin, for this directory only: ``pytest_plugins`` is refused in a
+# conftest below the rootdir, and the demo tests next door must not get its hooks.  Fixtures
+# defined below override the plugin's (``jp_asyncio_loop``, ``jp_server_config``).
+from pytest_jupyter.jupyter_server import *  # noqa: F403
+
 from jupyter_streamchat.demo.stats import DemoStats
 from jupyter_streamchat.server.app import StreamChatApp
-
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 @pytest.fixture
@@ -88,3 +93,25 @@ async def counters(app: StreamChatApp) -> DemoStats:
 @pytest.fixture
 def ws_url(base: str) -> str:
     return "ws" + base.removeprefix("http") + "api/chat/ws"
+
+
+@pytest.fixture
+def logs(app: StreamChatApp) -> Iterator[StringIO]:
+    """Every log record of the process at every level, as ``name LEVEL message`` lines: from
+    the root logger and from loggers that do not propagate to it (traitlets apps have their own)."""
+    stream = StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield stream
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
