@@ -59,6 +59,9 @@ class Sink(Protocol):
     def heartbeat(self, seq: int) -> None:
         """Send a keep-alive."""
 
+    def superseded(self) -> None:
+        """Another client took this stream over: end this client's stream (no final event)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionLimits:
@@ -289,6 +292,9 @@ class Session:
         if self._window is not None:
             self._window.cancel()
             self._window = None
+        previous = self.sink
+        if previous is not None and previous is not sink:
+            previous.superseded()
         self.sink = sink
         self._pending = []
         self._pending_bytes = 0
@@ -393,8 +399,12 @@ class Session:
             f"coalesced={self.coalesced}"
         )
 
-    def timing(self) -> dict[str, Any]:
-        """Phase times for the ``api/streams`` listing (ms since the stream opened)."""
+    def timing(self, detail: bool = False) -> dict[str, Any]:
+        """Phase times for ``api/streams`` (ms since the stream opened).
+
+        ``detail`` adds each token write as ``[bridge receive, bridge send]`` in
+        ms since the stream opened: the bridge's own share of every token.
+        """
 
         def since(t: float | None) -> float | None:
             return None if t is None else round(t - self.opened_ms, 3)
@@ -412,4 +422,12 @@ class Session:
             "completion_tokens": usage.completion_tokens if usage else None,
             "reason": self.reason,
             "attached": self.sink is not None,
+            **({"token_times": self._token_rows()} if detail else {}),
         }
+
+    def _token_rows(self) -> list[list[float]]:
+        times, start = self.token_times, self.opened_ms
+        return [
+            [round(times[i] - start, 3), round(times[i + 1] - start, 3)]
+            for i in range(0, len(times) - 1, 2)
+        ]

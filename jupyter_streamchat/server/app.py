@@ -169,27 +169,32 @@ class StreamChatApp(ExtensionApp):
         self.log.info("streamchat demo backends: %s", ", ".join(servers.backend_configs()))
 
     async def _discover(self) -> None:
+        defaults = self._backend_defaults()
+        from_env = discover_environment(os.environ)
+        if from_env:
+            self.bridge.add_backends(
+                {k: v for k, v in from_env.items() if k not in self.backends},
+                "environment",
+                defaults,
+            )
         try:
-            found = discover_environment(os.environ)
-            found.update(
-                await discover_local(
-                    self.bridge.pool.http_client(),
-                    host=self.discovery_host,
-                    openai_ports=self.discovery_ports,
-                    ollama_port=self.discovery_ollama_port or None,
-                    timeout=self.discovery_timeout,
-                )
+            found = await discover_local(
+                self.bridge.pool.http_client(),
+                host=self.discovery_host,
+                openai_ports=self.discovery_ports,
+                ollama_port=self.discovery_ollama_port or None,
+                timeout=self.discovery_timeout,
             )
         except Exception:
             self.log.warning("streamchat discovery failed", exc_info=True)
             return
         if found:
             self.bridge.add_backends(
-                {k: v for k, v in found.items() if k not in self.backends},
-                "discovered",
-                self._backend_defaults(),
+                {k: v for k, v in found.items() if k not in self.backends}, "discovered", defaults
             )
-            self.log.info("streamchat discovered backends: %s", ", ".join(sorted(found)))
+        if found or from_env:
+            names = sorted({*found, *from_env})
+            self.log.info("streamchat discovered backends: %s", ", ".join(names))
 
     def initialize_handlers(self) -> None:
         sse = {"bridge": self.bridge, "compression": self.compression}

@@ -10,6 +10,7 @@ Routes (under ``{base_url}streamchat/``):
 ``DELETE api/chat/{id}``   cancel a stream
 ``GET  api/chat/ws``       WebSocket: chat / cancel / resume
 ``GET  api/streams``       live and recent streams with their timings
+``GET  api/streams/{id}``  one stream, with every token's bridge receive and send time
 =========================  ====================================================
 """
 
@@ -91,6 +92,20 @@ class StreamsHandler(_Base):
     async def get(self) -> None:
         live = [s.timing() for s in self.bridge.sessions.values()]
         self.finish({"live": live, "recent": list(self.bridge.recent)})
+
+
+class StreamHandler(_Base):
+    """One live or recently ended stream, with each token's bridge receive/send times."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, stream_id: str) -> None:
+        session = self.bridge.find(stream_id)
+        if session is None:
+            message = f"stream {stream_id!r} is unknown or its resume window has passed"
+            self.refuse(RequestError(404, "unknown_stream", message))
+            return
+        self.finish(session.timing(detail=True))
 
 
 class _SSEStreaming(_Base):
@@ -256,7 +271,8 @@ class ChatWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
             kind = data.get("type")
             if kind == "chat":
                 await self.bridge.ready()
-                if self.session is not None and self.session.terminal is None:
+                running = self.session is not None and self.session.terminal is None
+                if running and self.sink is not None and not self.sink.done.done():
                     raise RequestError(
                         409, "busy", "a stream is already running on this socket; send cancel first"
                     )
@@ -311,6 +327,7 @@ HANDLERS: list[tuple[str, type[Any]]] = [
     (r"/streamchat/api/clock", ClockHandler),
     (r"/streamchat/api/backends", BackendsHandler),
     (r"/streamchat/api/streams", StreamsHandler),
+    (rf"/streamchat/api/streams/{STREAM_ID_PATTERN}", StreamHandler),
     (r"/streamchat/api/chat", ChatHandler),
     (r"/streamchat/api/chat/ws", ChatWebSocket),
     (rf"/streamchat/api/chat/{STREAM_ID_PATTERN}", ResumeHandler),

@@ -136,6 +136,9 @@ class _OpenAISink:
         if not self.done.done():
             self.done.set_result(None)
 
+    def superseded(self) -> None:
+        self.gone()
+
 
 class _Collector:
     """Collects a whole reply for ``stream: false``."""
@@ -155,6 +158,9 @@ class _Collector:
     def gone(self) -> None:
         if not self.done.done():
             self.done.set_result(None)
+
+    def superseded(self) -> None:
+        self.gone()
 
 
 @web.stream_request_body

@@ -9,6 +9,8 @@ flush), so compression never holds an event back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import zlib
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
@@ -132,6 +134,11 @@ class SSESink:
         if not self.done.done():
             self.done.set_result(None)
 
+    def superseded(self) -> None:
+        """Another client resumed this stream: say so, and end this response."""
+        self._send(sse_comment("superseded: another client resumed this stream"))
+        self.gone()
+
 
 class WebSocketSink:
     """Writes events as JSON text messages to one WebSocket."""
@@ -169,3 +176,15 @@ class WebSocketSink:
     def gone(self) -> None:
         if not self.done.done():
             self.done.set_result(None)
+
+    def superseded(self) -> None:
+        """Another client resumed this stream; the socket stays open for the next chat."""
+        if self.done.done():
+            return
+        self.gone()
+        message = {
+            "type": "request_error", "status": 409, "code": "superseded",
+            "message": f"another client resumed stream {self._stream_id!r}",
+        }  # fmt: skip
+        with contextlib.suppress(WebSocketClosedError):
+            self._handler.write_message(json.dumps(message))

@@ -147,6 +147,7 @@ async def test_openai_api_key_registers_openai_without_exposing_it(
     listing = await client.get(base + "api/backends", headers=auth)
     entry = next(b for b in listing.json()["backends"] if b["name"] == "openai")
     assert entry["protocol"] == "openai"
+    assert entry["source"] == "environment"
     assert entry["authenticated"] is True
     assert entry["health"]["reachable"] is True
     reply = await chat_sse(client, base + "api/chat", chat_body("openai", "instant", 4), auth)

@@ -105,6 +105,15 @@ async def test_streams_listing_during_and_after_a_stream(
     # steady: ~250 ms to the first token, then 14 more 20 ms apart.
     assert done["first_token_ms"] >= 150
     assert done["closed_ms"] - done["first_token_ms"] >= 0.5 * 14 * 20
+    # Per token: when the bridge received it and when it wrote it to this client.
+    detail = (await client.get(base + f"api/streams/{stream_id}", headers=auth)).json()
+    rows = detail["token_times"]
+    assert len(rows) == 15
+    assert all(recv <= send for recv, send in rows)
+    assert rows[0][0] == pytest.approx(done["first_token_ms"], abs=0.01)
+    assert [recv for recv, _ in rows] == sorted(recv for recv, _ in rows)
+    missing = await client.get(base + "api/streams/no-such-stream", headers=auth)
+    assert missing.status_code == 404
 
 
 async def test_close_reasons(

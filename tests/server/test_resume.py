@@ -21,6 +21,7 @@ from bridge_clients import (
     check_continuity,
     door_idle_after,
     expected_text,
+    read_sse,
     seq_after,
     wait_until,
     ws_events,
@@ -240,3 +241,21 @@ async def test_bad_last_event_id_is_400(
     response = await client.get(base + f"api/chat/{first.stream_id}", headers=headers)
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["error"]["message"]
+
+
+async def test_a_second_client_supersedes_the_first(
+    client: httpx.AsyncClient, base: str, auth: dict[str, str]
+) -> None:
+    # Two tabs on one stream: the one that resumes takes it; the other's response ends
+    # (no final event, a comment says why) instead of hanging until its socket closes.
+    async with client.stream("POST", base + "api/chat", json=resumable(), headers=auth) as first:
+        reply = Reply(first.status_code, first.headers, sent_ms=0.0)
+        await read_sse(first, reply, seq_after(3))
+        stream_id = reply.stream_id
+        headers = {**auth, "Last-Event-ID": str(reply.last_seq)}
+        second = await chat_sse(client, base + f"api/chat/{stream_id}", None, headers, method="GET")
+        await read_sse(first, reply)  # to the end of the first response
+    assert second.types[-1] == "done"
+    assert reply.types[-1] == "token"
+    assert any(c.startswith("superseded") for c in reply.comments)
+    check_continuity(second.events, after=int(headers["Last-Event-ID"]))

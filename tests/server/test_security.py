@@ -21,6 +21,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "api/clock", None),
     ("GET", "api/backends", None),
     ("GET", "api/streams", None),
+    ("GET", f"api/streams/{STREAM_ID}", None),
     ("POST", "api/chat", chat_body()),
     ("GET", f"api/chat/{STREAM_ID}", None),
     ("DELETE", f"api/chat/{STREAM_ID}", None),
