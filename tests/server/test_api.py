@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from bridge_clients import PROMPT, expected_text, wait_until
+from bridge_clients import PROMPT, expected_text, median_gap, wait_until
 from helpers import assert_grammar
 
 from jupyter_streamchat import stream, stream_sync
@@ -194,3 +194,32 @@ async def test_stream_sync_close_closes_the_upstream(name: str, demo: DemoServer
     t0 = await asyncio.to_thread(run)
     await wait_until(lambda: door.open_streams == 0, 5.0)
     assert time.perf_counter() - t0 < 0.1
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_tokens_arrive_paced_not_in_one_burst(name: str, demo: DemoServers) -> None:
+    events = await collect(name, demo, "steady", max_tokens=16)
+    arrivals = [e.recv_ms for e in events if isinstance(e, Token)]
+    assert len(arrivals) == 16
+    # steady is ~50 tok/s: the client sees tokens ~20 ms apart, as the backend sends them.
+    assert 12 <= median_gap(arrivals) <= 40
+    assert arrivals[-1] - arrivals[0] >= 0.5 * 15 * 20
+    assert len(set(arrivals)) == 16
+
+
+async def test_grpc_bidirectional_chat_streams_and_cancels(demo: DemoServers) -> None:
+    backend = config(demo, "demo-grpc", grpc_method="chat")
+    events = await collect("demo-grpc", demo, "instant", backend=backend, max_tokens=8)
+    assert events[-1].type == "done"
+    assert text_of(events) == expected_text(8)
+    door = demo.counters["grpc"]
+    cancelled = door.cancelled
+    upstream = stream(backend, PROMPT, model="steady", max_tokens=2000)
+    async for event in upstream:
+        if isinstance(event, Token):
+            break
+    t0 = time.perf_counter()
+    await upstream.aclose()  # sends a Cancel message on the call, then ends it
+    await wait_until(lambda: door.open_streams == 0, 5.0)
+    assert time.perf_counter() - t0 < 0.1
+    assert door.cancelled == cancelled + 1
