@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..errors import ConfigError, LimitExceeded
+from .lines import LineBuffer
 
 __all__ = ["SSEDecoder", "SSEMessage"]
 
@@ -66,11 +67,9 @@ class SSEDecoder:
         "_fault",
         "_head",
         "_id",
+        "_lines",
         "_max_event",
-        "_max_line",
         "_message_retry",
-        "_pending",
-        "_pending_size",
         "_skip_lf",
         "_slow",
         "_started",
@@ -84,7 +83,6 @@ class SSEDecoder:
                 f"SSE limits must be >= 1 byte, got max_line_bytes={max_line_bytes}, "
                 f"max_event_bytes={max_event_bytes}"
             )
-        self._max_line = max_line_bytes
         self._max_event = max_event_bytes
         self.last_event_id = ""
         self.retry: int | None = None
@@ -92,8 +90,7 @@ class SSEDecoder:
         self._slow = True  # the BOM is unsettled or a chunk ended with CR: see _normalise
         self._head = b""  # the first bytes while they may still be a BOM
         self._skip_lf = False  # the last chunk ended with CR: a leading LF completes CRLF
-        self._pending: list[bytes] = []  # the current unterminated line, in pieces
-        self._pending_size = 0
+        self._lines = LineBuffer(max_line_bytes, "SSE line")
         self._fault: LimitExceeded | None = None  # raised by the next call, see feed()
         self._reset_event()
         self._id = ""  # the spec's "last event ID buffer"
@@ -116,30 +113,12 @@ class SSEDecoder:
             raise self._fault
         if self._slow or b"\r" in data:
             data = self._normalise(data)
-        lines = data.split(b"\n")
-        tail = lines.pop()
-        if not lines:  # no line ended in this chunk
-            if tail:
-                self._grow_pending(tail)
-            return []
-        size = len(data)
-        if self._pending:
-            size += self._pending_size
-            self._pending.append(lines[0])
-            lines[0] = b"".join(self._pending)
-            self._pending = []
-            self._pending_size = 0
+        lines, fault = self._lines.split(data)
         out: list[SSEMessage] = []
         try:
-            max_line = self._max_line
-            if size > max_line:  # then some line may be too long
-                for i, line in enumerate(lines):
-                    if len(line) > max_line:
-                        self._process(lines[:i], out)
-                        raise LimitExceeded("SSE line", len(line), "max_line_bytes", max_line)
             self._process(lines, out)
-            if tail:
-                self._grow_pending(tail)
+            if fault is not None:
+                raise fault
         except LimitExceeded as exc:
             if not out:
                 raise
@@ -173,20 +152,12 @@ class SSEDecoder:
         """The stream ended: an unfinished event is discarded, as the spec says."""
         if self._fault is not None:
             raise self._fault
-        self._pending = []
-        self._pending_size = 0
+        self._lines.clear()
         self._head = b""
         self._skip_lf = False
         self._slow = not self._started
         self._reset_event()
         return []
-
-    def _grow_pending(self, piece: bytes) -> None:
-        size = self._pending_size + len(piece)
-        if size > self._max_line:
-            raise LimitExceeded("SSE line", size, "max_line_bytes", self._max_line)
-        self._pending.append(piece)
-        self._pending_size = size
 
     def _process(self, lines: list[bytes], out: list[SSEMessage]) -> None:
         """Interpret complete lines: the spec's "process the field" and "dispatch the event"."""

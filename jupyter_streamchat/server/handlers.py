@@ -50,6 +50,14 @@ class _Base(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(error.body()))
 
+    def session_or_404(self, stream_id: str) -> Session | None:
+        """The live or recently ended stream, or ``None`` after answering 404."""
+        session = self.bridge.find(stream_id)
+        if session is None:
+            message = f"stream {stream_id!r} is unknown or its resume window has passed"
+            self.refuse(RequestError(404, "unknown_stream", message))
+        return session
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Never echo exception text to the browser: it could carry upstream details.
         self.set_header("Content-Type", "application/json")
@@ -100,10 +108,8 @@ class StreamHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self, stream_id: str) -> None:
-        session = self.bridge.find(stream_id)
+        session = self.session_or_404(stream_id)
         if session is None:
-            message = f"stream {stream_id!r} is unknown or its resume window has passed"
-            self.refuse(RequestError(404, "unknown_stream", message))
             return
         self.finish(session.timing(detail=True))
 
@@ -191,10 +197,8 @@ class ResumeHandler(_SSEStreaming):
     @web.authenticated
     @authorized
     async def get(self, stream_id: str) -> None:
-        session = self.bridge.find(stream_id)
+        session = self.session_or_404(stream_id)
         if session is None:
-            message = f"stream {stream_id!r} is unknown or its resume window has passed"
-            self.refuse(RequestError(404, "unknown_stream", message))
             return
         raw = self.request.headers.get("Last-Event-ID") or self.get_argument("last_event_id", "")
         after: int | None = None
@@ -214,9 +218,8 @@ class ResumeHandler(_SSEStreaming):
     @web.authenticated
     @authorized
     async def delete(self, stream_id: str) -> None:
-        session = self.bridge.find(stream_id)
+        session = self.session_or_404(stream_id)
         if session is None:
-            self.refuse(RequestError(404, "unknown_stream", f"stream {stream_id!r} is unknown"))
             return
         session.cancel("client_cancelled")
         await session.wait_closed()
