@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -211,5 +212,12 @@ class StreamChatApp(ExtensionApp):
     async def stop_extension(self) -> None:
         await self.bridge.aclose()
         if self._demo_servers is not None:
+            # Closing a connection is seen by its peer a loop turn or two later: let the
+            # doors see their clients leave before they shut down (bounded).
+            counters = self._demo_servers.counters
+            for _ in range(200):
+                if counters.open_streams == 0:
+                    break
+                await asyncio.sleep(0.005)
             await self._demo_servers.stop()
             self._demo_servers = None
