@@ -394,7 +394,8 @@ class Session:
             error = f" error={self.terminal.code}"
         return (
             f"stream {self.id} {self._describe} reason={self.reason}{error} "
-            f"upstream={since(self.start_ms)} first_token={since(self.first_token_ms)} "
+            f"upstream={since(self.start_ms)} first_byte={since(self._upstream.first_byte_ms)} "
+            f"first_token={since(self.first_token_ms)} "
             f"duration={end - self.opened_ms:.1f}ms tokens={self.tokens} writes={self.writes} "
             f"coalesced={self.coalesced}"
         )
@@ -414,6 +415,7 @@ class Session:
             "id": self.id,
             "opened_ms": self.opened_ms,
             "upstream_ms": since(self.start_ms),
+            "first_byte_ms": since(self._upstream.first_byte_ms),
             "first_token_ms": since(self.first_token_ms),
             "closed_ms": since(self.closed_ms),
             "tokens": self.tokens,

@@ -22,6 +22,7 @@ class Emitter:
         "_out",
         "backend",
         "finished",
+        "first_byte_ms",
         "model",
         "now",
         "protocol",
@@ -38,6 +39,7 @@ class Emitter:
         self.started = False
         self.finished = False
         self.text_seen = False
+        self.first_byte_ms: float | None = None  # set by adapters: the reply body began
         self.model = model
         self.backend = backend
         self.protocol = protocol

@@ -126,4 +126,4 @@ def open_stream(
                 return h1_attempt(backend, url, request, dialect, out, connections.h1, limits)
             return http_attempt(backend, request, dialect, out, connections.http_client(), limits)
 
-    return UpstreamStream(run_with_retries(attempt, emitter, policy), backend.name)
+    return UpstreamStream(run_with_retries(attempt, emitter, policy), backend.name, emitter)

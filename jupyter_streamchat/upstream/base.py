@@ -138,13 +138,24 @@ class UpstreamStream(AsyncIterator[Event]):
     another task at that moment (cancel that task first).
     """
 
-    __slots__ = ("_batches", "_finished", "_queue", "backend")
+    __slots__ = ("_batches", "_emitter", "_finished", "_queue", "backend")
 
-    def __init__(self, batches: AsyncGenerator[list[Event], None], backend: str) -> None:
+    def __init__(
+        self,
+        batches: AsyncGenerator[list[Event], None],
+        backend: str,
+        emitter: Emitter | None = None,
+    ) -> None:
         self._batches = batches
         self._queue: deque[Event] = deque()
         self._finished = False
+        self._emitter = emitter
         self.backend = backend
+
+    @property
+    def first_byte_ms(self) -> float | None:
+        """When the first byte of the reply body arrived (the time the emitter was given)."""
+        return None if self._emitter is None else self._emitter.first_byte_ms
 
     def __aiter__(self) -> UpstreamStream:
         return self

@@ -178,6 +178,8 @@ async def grpc_attempt(
         async for chunk in call:
             watchdog.kick()
             emitter.now = now_ms()
+            if emitter.first_byte_ms is None:
+                emitter.first_byte_ms = emitter.now
             if isinstance(chunk, _Malformed):
                 raise ProtocolError(
                     f"backend {where} sent gRPC message #{index} of {chunk.size} bytes "

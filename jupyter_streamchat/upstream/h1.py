@@ -305,9 +305,12 @@ async def h1_attempt(
         assert transport is not None
 
         def on_body(data: bytes) -> None:
+            now = now_ms()
+            if emitter.first_byte_ms is None:
+                emitter.first_byte_ms = now
             if decompress is not None:
                 data = decompress(data)
-            events.extend(decoder.feed(data, now_ms()))
+            events.extend(decoder.feed(data, now))
             if len(events) > HIGH_WATER and not conn.paused:
                 conn.paused = True
                 transport.pause_reading()

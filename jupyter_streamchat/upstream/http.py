@@ -99,6 +99,8 @@ async def http_attempt(
             yield emitter.drain()
             async for chunk in response.aiter_raw():
                 now = now_ms()
+                if emitter.first_byte_ms is None:
+                    emitter.first_byte_ms = now
                 if events := decoder.feed(chunk, now):
                     yield events
                 if decoder.finished:

@@ -98,6 +98,8 @@ async def websocket_attempt(
                         return
                     watchdog.kick()
                     now = now_ms()
+                    if emitter.first_byte_ms is None:
+                        emitter.first_byte_ms = now
                     if events := decoder.feed_message(message, now):
                         yield events
                     if decoder.finished:

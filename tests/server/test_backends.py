@@ -196,4 +196,5 @@ async def test_one_info_line_per_stream(
         assert f"backend={backend}" in line
         assert "reason=done" in line
         assert "first_token=" in line
+        assert "first_byte=-" not in line  # every adapter reports when the body began
         assert "tokens=4" in line
