@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from bridge_clients import BACKENDS, chat_body, chat_sse, expected_text, ws_events
+from bridge_clients import BACKENDS, chat_body, chat_sse, expected_text, wait_until, ws_events
 from websockets.asyncio.client import connect
 
 from jupyter_streamchat.demo.servers import DemoServers
+from jupyter_streamchat.server.app import StreamChatApp
 
 SECRETS = {
     "url_password": "pw-SECRET-1f7a",
@@ -182,12 +183,18 @@ async def test_no_secret_in_any_response_or_log_line(
 
 
 async def test_one_info_line_per_stream(
-    client: httpx.AsyncClient, base: str, auth: dict[str, str], logs: StringIO
+    client: httpx.AsyncClient,
+    base: str,
+    auth: dict[str, str],
+    logs: StringIO,
+    app: StreamChatApp,
 ) -> None:
     ids = []
     for backend in BACKENDS:
         reply = await chat_sse(client, base + "api/chat", chat_body(backend, "instant", 4), auth)
         ids.append(reply.stream_id)
+    # The line is written when the session has closed its upstream, just after the reply.
+    await wait_until(lambda: not app.bridge.sessions, 5.0)
     lines = logs.getvalue().splitlines()
     for stream_id, backend in zip(ids, BACKENDS, strict=True):
         info = [line for line in lines if " INFO " in line and f"stream {stream_id}" in line]
