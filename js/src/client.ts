@@ -89,6 +89,8 @@ export interface ClientEnv {
   origin: string;
   now: () => number;
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Let the page run other tasks (paint, input) before going on. */
+  yieldToMain: () => Promise<void>;
 }
 
 export interface RetryPolicy {
@@ -206,6 +208,27 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Resolve in a new task, so that the page can paint and handle input first
+ * (`scheduler.yield()` where the browser has it, else a MessageChannel message,
+ * which unlike `setTimeout` is not clamped to 4 ms).
+ */
+export function yieldToMain(): Promise<void> {
+  const scheduler = (globalThis as { scheduler?: { yield?: () => Promise<void> } }).scheduler;
+  if (typeof scheduler?.yield === "function") return scheduler.yield();
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/** Events of one read are handed on in slices of at most this long, yielding between. */
+export const SLICE_MS = 8;
+
 /** The page's globals, for whatever `env` leaves out (or sets to undefined). */
 function withEnvDefaults(env: Partial<ClientEnv> = {}): ClientEnv {
   const g = globalThis as unknown as {
@@ -219,6 +242,7 @@ function withEnvDefaults(env: Partial<ClientEnv> = {}): ClientEnv {
     origin: env.origin ?? g.location?.origin ?? "http://localhost",
     now: env.now ?? browserNowMs,
     sleep: env.sleep ?? abortableSleep,
+    yieldToMain: env.yieldToMain ?? yieldToMain,
   };
 }
 
@@ -295,7 +319,15 @@ async function runSse(ctx: LegContext, url: string, init: RequestInit): Promise<
       const items = parser.feed(value);
       const t = ctx.env.now();
       let carried = false;
+      let slice = t;
       for (const item of items) {
+        // One read can hold thousands of events (a fast backend, a resume): hand
+        // them on in slices, letting the page paint between, so no task runs long.
+        if (ctx.env.now() - slice > SLICE_MS) {
+          await ctx.env.yieldToMain();
+          if (ctx.signal.aborted) return { kind: "aborted" };
+          slice = ctx.env.now();
+        }
         if (item.kind === "event") {
           carried = true;
           if (ctx.deliver(parseEventJson(item.data), t)) {
@@ -546,7 +578,23 @@ export function openStream(options: OpenStreamOptions): StreamHandle {
   });
 
   const headers = authHeaders(options.token, options.xsrf);
-  const chatBody = (): Record<string, unknown> => ({ ...options.request, stream_id: streamId });
+  // `resumable`: the bridge keeps the stream going for its resume window when
+  // the connection drops, so a reconnect continues it (a stop cancels it below).
+  const chatBody = (): Record<string, unknown> => ({ ...options.request, stream_id: streamId, resumable: true });
+
+  /**
+   * Stopping an SSE stream: aborting the fetch only looks like a dropped
+   * connection to the bridge, which then keeps a resumable stream running, so
+   * it is cancelled explicitly (`DELETE api/chat/{id}`; 404 if it never began).
+   * On the WebSocket the `cancel` message does this.
+   */
+  let cancelSent = false;
+  const cancelOnBridge = (): void => {
+    if (leg !== "sse" || cancelSent || terminal !== null) return;
+    cancelSent = true;
+    const url = joinUrl(options.baseUrl, `streamchat/api/chat/${encodeURIComponent(streamId)}`);
+    void env.fetch(url, { method: "DELETE", headers, cache: "no-store" }).catch(() => undefined);
+  };
 
   const connect = async (mode: "fresh" | "resume"): Promise<Outcome & { opened?: boolean }> => {
     const which = leg ?? "ws";
@@ -579,7 +627,10 @@ export function openStream(options: OpenStreamOptions): StreamHandle {
     let mode: "fresh" | "resume" = "fresh";
     let attempt = 0;
     for (;;) {
-      if (signal.aborted) return fail("cancelled", "cancelled by the reader");
+      if (signal.aborted) {
+        cancelOnBridge();
+        return fail("cancelled", "cancelled by the reader");
+      }
       const seqBefore = lastSeq;
       const outcome = await connect(mode);
       if (terminal !== null) return terminal;
@@ -588,6 +639,7 @@ export function openStream(options: OpenStreamOptions): StreamHandle {
         case "terminal":
           return terminal ?? fail("internal", "terminal outcome without a terminal event");
         case "aborted":
+          cancelOnBridge();
           return fail("cancelled", "cancelled by the reader");
         case "invalid":
           return fail("protocol_error", `the bridge broke the protocol: ${outcome.message}`);

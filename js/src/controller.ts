@@ -12,19 +12,37 @@
  *   Python → JS  `{"type":"send","id","text"}`      a prompt, as if typed
  *   JS → Python  `{"type":"claim","id","view"}`      this page offers to stream it
  *   Python → JS  `{"type":"claimed"|"denied","id","view"}`
- *   JS → Python  `{"type":"reply_done","id","index","status"}`  after history is saved
+ *   JS → Python  `{"type":"reply_done","id","index","status","message_id"}`  after history is saved
+ *                (Python answers `send` once its history holds that message, final)
+ *   JS → Python  `{"type":"state","page","rev","state":{...},"history"?:{start,after,messages}}`
+ *                traitlet writes (see pushState)
+ *   Python → JS  `{"type":"history_tail","page","start","after","messages"}`  history changed
+ *                elsewhere (another page, or the kernel's own replies)
+ *   both ways    `{"type":"history_resync","page"?}`  a tail did not fit: send all of it
  *   Python → JS  `{"type":"stop"}`
+ *   JS → Python  `{"type":"stop_kernel"}`           stop the reply the kernel streams for Python
  *   Python → JS  `{"type":"replay","index","speed"}`
  *   JS → Python  `{"type":"replay_done","index","status"}`
  *   JS → Python  `{"type":"kernel_backends"}`        kernel path: please fill `backends`
  */
 
 import { discoverBridge, refreshClock, type Bridge, type Discovery } from "./bridge";
-import { newStreamId, openStream, readXsrfCookie, type ChatMessage, type ChatRequest, type Leg, type ReceiveInfo } from "./client";
+import { newStreamId, openStream, readXsrfCookie, yieldToMain, type ChatMessage, type ChatRequest, type Leg, type ReceiveInfo } from "./client";
 import { browserNowMs, measureClockWith, type ClockAlignment, type FetchLike } from "./clock";
 import type { StreamEvent, TerminalEvent } from "./events";
 import { KernelChannel } from "./kernel";
-import { asRecord, type Message, type MessageStatus, type Model } from "./model";
+import {
+  applyTail,
+  asRecord,
+  firstChange,
+  PAGE,
+  pushState,
+  type HistoryTail,
+  type Message,
+  type MessageStatus,
+  type Model,
+  type WritableState,
+} from "./model";
 import { textEnds, TimingRecorder } from "./timing";
 
 /** What views are told. */
@@ -62,6 +80,8 @@ export interface ControllerEnv {
   doc: Document;
   fetch: FetchLike;
   now: () => number;
+  /** A new task (see client.ts yieldToMain). */
+  yieldToMain: () => Promise<void>;
   /** Passed to openStream (tests inject fakes). */
   clientEnv?: Parameters<typeof openStream>[0]["env"];
 }
@@ -75,6 +95,7 @@ function withDefaults(env: Partial<ControllerEnv> = {}): ControllerEnv {
     doc: env.doc ?? document,
     fetch: env.fetch ?? ((input, init) => fetch(input, init)),
     now: env.now ?? browserNowMs,
+    yieldToMain: env.yieldToMain ?? yieldToMain,
     clientEnv: env.clientEnv,
   };
 }
@@ -82,11 +103,6 @@ function withDefaults(env: Partial<ControllerEnv> = {}): ControllerEnv {
 /** A short id for messages. */
 function messageId(): string {
   return newStreamId().slice(0, 12);
-}
-
-/** Deep copy of JSON data (history goes to the model as a new value). */
-function cloneJson<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
 }
 
 /**
@@ -103,6 +119,11 @@ export function conversation(history: readonly Message[], systemPrompt: string):
     out.push({ role: m.role, content: m.content });
   }
   return out;
+}
+
+/** What identifies a history value cheaply: each message's id, status and sizes. */
+export function historySignature(history: readonly Message[]): string {
+  return JSON.stringify(history.map((m) => [m.id, m.status ?? "", m.content.length, m.timing?.events.length ?? -1]));
 }
 
 /** Status of a reply from its terminal event. */
@@ -136,6 +157,12 @@ export class ChatController {
   /** Names this page in claims. */
   private readonly instanceId = messageId();
   private lastWritten: unknown = null;
+  /** The history as Python has it from this page (see writeHistory). */
+  private written: readonly Message[];
+  /** Replies ended but not saved yet (see finishReply). */
+  private saving = 0;
+  /** Signatures of the last histories written here (see onHistoryChange). */
+  private readonly ownWrites: string[] = [];
   private disposed = false;
   private readonly cleanups: Array<() => void> = [];
 
@@ -144,7 +171,8 @@ export class ChatController {
     options: { handleCustomMessages: boolean; env?: Partial<ControllerEnv> },
   ) {
     this.env = withDefaults(options.env);
-    this.messages = cloneJson(model.get("history") ?? []);
+    this.messages = (model.get("history") ?? []).map((m) => ({ ...m }));
+    this.written = model.get("history") ?? [];
     this.kernel = new KernelChannel((content) => model.send(content), this.env.now);
 
     const onHistory = (): void => this.onHistoryChange();
@@ -189,9 +217,13 @@ export class ChatController {
     if (this.live === null) this.next();
   }
 
-  /** Stop the reply in flight, if any (it ends as `cancelled`). */
+  /**
+   * Stop the reply in flight (it ends as `cancelled`).  With none here but the
+   * model busy, the kernel is streaming a prompt sent from Python: ask it to stop.
+   */
   stop(): void {
-    this.live?.cancel();
+    if (this.live !== null) this.live.cancel();
+    else if (this.model.get("busy") === true) this.model.send({ type: "stop_kernel" });
   }
 
   /** Whether the reply at `index` can be retried (the last one, failed). */
@@ -291,6 +323,14 @@ export class ChatController {
       const text = this.claims.get(id);
       this.claims.delete(id);
       if (msg.type === "claimed" && text !== undefined) this.send(text, id);
+    } else if (msg.type === "history_tail" && msg.page !== PAGE) {
+      // Another page's (or the kernel's) change to history, passed on by Python.
+      const next = applyTail(this.model.get("history") ?? [], msg as unknown as HistoryTail);
+      if (next === null) this.model.send({ type: "history_resync" });
+      else this.model.set("history", next);
+    } else if (msg.type === "history_resync" && msg.page === PAGE) {
+      // Python's history and ours parted: send all of ours.
+      if (this.live === null) this.writeHistory(0);
     } else if (msg.type === "stop") {
       this.stop();
     } else if (msg.type === "replay" && typeof msg.index === "number") {
@@ -300,17 +340,29 @@ export class ChatController {
 
   private onHistoryChange(): void {
     const value = this.model.get("history");
-    if (value === this.lastWritten || this.live !== null) return;
-    this.messages = cloneJson(value ?? []);
+    if (value === this.lastWritten || this.live !== null || this.saving > 0) return;
+    // Python echoes each write back (to keep other pages in step).  The echo of
+    // an earlier write can land after a later one was made here (the reply's
+    // start after its end): taking it would show the reply streaming again.
+    if (this.ownWrites.includes(historySignature(value ?? []))) return;
+    this.messages = (value ?? []).map((m) => ({ ...m }));
+    this.written = value ?? [];
     this.emit({ kind: "messages" });
   }
 
-  private writeHistory(): void {
-    const value = cloneJson(this.messages);
+  /**
+   * Save `messages` to the model and Python.  Messages are copied one level
+   * deep: a finished message (its `timing` above all) is never changed again,
+   * so sharing it keeps both the copy and Backbone's comparison cheap.
+   */
+  private writeHistory(start?: number): void {
+    const value = this.messages.map((m) => ({ ...m }));
+    const from = start ?? firstChange(this.written, value);
     this.lastWritten = value;
-    this.model.set("history", value);
-    this.model.set("busy", this.live !== null);
-    this.model.save_changes();
+    this.written = value;
+    this.ownWrites.push(historySignature(value));
+    if (this.ownWrites.length > 8) this.ownWrites.shift();
+    pushState(this.model, { busy: this.live !== null }, { value, start: from });
   }
 
   /** Decide bridge or kernel from the `path` trait and the discovery. */
@@ -339,8 +391,7 @@ export class ChatController {
     }
     if (this.activePath !== path) {
       this.activePath = path;
-      this.model.set("active_path", path);
-      this.model.save_changes();
+      pushState(this.model, { active_path: path });
     }
     return path;
   }
@@ -349,11 +400,9 @@ export class ChatController {
   private adoptBridge(bridge: Bridge): void {
     if (this.bridge === bridge) return;
     this.bridge = bridge;
-    this.model.set("backends", bridge.listing.backends);
-    if (this.model.get("backend") === "" && bridge.listing.default !== "") {
-      this.model.set("backend", bridge.listing.default);
-    }
-    this.model.save_changes();
+    const state: Partial<WritableState> = { backends: bridge.listing.backends };
+    if (this.model.get("backend") === "" && bridge.listing.default !== "") state.backend = bridge.listing.default;
+    pushState(this.model, state);
   }
 
   private next(): void {
@@ -461,15 +510,22 @@ export class ChatController {
     }
     if (recorder !== null) reply.timing = recorder.snapshot();
     this.live = null;
-    if (!this.disposed) {
+    if (this.disposed) return;
+    this.emit({ kind: "reply-end", index: live.index });
+    this.emit({ kind: "status" });
+    // Saving copies the whole history (thousands of timing rows) to Python: the
+    // costliest step of a reply, so it gets a task of its own, after the paint.
+    this.saving += 1;
+    void this.env.yieldToMain().then(() => {
+      this.saving -= 1;
+      if (this.disposed) return;
       this.writeHistory();
-      this.emit({ kind: "reply-end", index: live.index });
-      this.emit({ kind: "status" });
       if (live.requestId !== null) {
-        this.model.send({ type: "reply_done", id: live.requestId, index: live.index, status: reply.status });
+        const done = { type: "reply_done", id: live.requestId, index: live.index, status: reply.status };
+        this.model.send({ ...done, message_id: reply.id });
       }
-    }
-    this.next();
+      this.next();
+    });
   }
 
   /** The clock alignment for a path, measured if missing or stale. */

@@ -64,7 +64,14 @@ export function codeBlockHtml(code: string, lang: string): string {
   return `<pre><code class="hljs${cls}">${html}</code></pre>\n`;
 }
 
-export type MarkdownToHtml = (markdown: string) => string;
+/**
+ * Markdown to sanitized HTML.  `inline`, when present, renders inline Markdown
+ * only (no `<p>`, no blocks): the renderer uses it for runs of a long paragraph.
+ */
+export interface MarkdownToHtml {
+  (markdown: string): string;
+  inline?: (markdown: string) => string;
+}
 
 /** What DOMPurify needs of a window (the page's, or jsdom's). */
 export type { WindowLike };
@@ -91,8 +98,13 @@ export function createMarkdown(win: WindowLike): MarkdownToHtml {
       },
     },
   });
-  return (md: string): string => {
+  const render: MarkdownToHtml = (md: string): string => {
     const html = marked.parse(md, { async: false });
     return purify.sanitize(html, { ADD_ATTR: ["target"] });
   };
+  render.inline = (md: string): string => {
+    const html = marked.parseInline(md, { async: false });
+    return purify.sanitize(html, { ADD_ATTR: ["target"] });
+  };
+  return render;
 }

@@ -115,6 +115,79 @@ export interface Model<S = ChatState> {
   off(name?: string | null, callback?: ((...args: never[]) => void) | null): void;
 }
 
+/** The traitlets the front end writes (Python accepts no others from a `state` message). */
+export type WritableState = Pick<ChatState, "history" | "busy" | "active_path" | "backends" | "backend" | "model" | "leg">;
+
+/** Names this page in `state` messages (several pages may show one widget). */
+export const PAGE = Math.random().toString(36).slice(2, 10) + Date.now().toString(36);
+/** Increases with every `state` message this page sends. */
+let revision = 0;
+
+/**
+ * The changed end of `history`: Python keeps `history[0, start)`, checks that
+ * its last message has id `after`, and puts `messages` after it.
+ */
+export interface HistoryTail {
+  start: number;
+  after: string | null;
+  messages: Message[];
+}
+
+/**
+ * Write traitlets: set them on the model here, and send them to Python as
+ * `{"type":"state","page","rev","state":{...},"history":HistoryTail?}`, which
+ * Python applies with `Widget.set_state`.
+ *
+ * Why not `save_changes()`: ipywidgets sends at most one state update at a
+ * time and waits for the kernel's `idle` status before the next; a kernel that
+ * handles comm messages while an async cell awaits (ipykernel 7.4) publishes no
+ * status for them, so after one update sent during `await chat.send(...)`
+ * every later update of the widget stayed buffered in the page for good.
+ * Custom messages are not throttled.  That same kernel may also handle comm
+ * messages out of order (a small one overtakes a large one), hence `rev`:
+ * Python keeps, per page and trait, only the newest value.
+ *
+ * `history` goes as a {@link HistoryTail}: a reply's recorded timings run to
+ * thousands of rows, and sending the whole conversation at the end of every
+ * reply made that step cost more with each reply.  Python passes the tail on
+ * to the other pages (`history_tail`), never back to this one.
+ */
+export function pushState(
+  model: Model,
+  state: Partial<Omit<WritableState, "history">>,
+  history?: { value: Message[]; start: number },
+): void {
+  for (const [name, value] of Object.entries(state)) model.set(name as keyof ChatState, value as never);
+  revision += 1;
+  const message: Record<string, unknown> = { type: "state", page: PAGE, rev: revision, state };
+  if (history !== undefined) {
+    const { value, start } = history;
+    model.set("history", value);
+    const tail: HistoryTail = { start, after: start > 0 ? value[start - 1]!.id : null, messages: value.slice(start) };
+    message.history = tail;
+  }
+  model.send(message);
+}
+
+/** `history` with `tail` applied, or null if it does not fit (then ask for all of it). */
+export function applyTail(history: readonly Message[], tail: HistoryTail): Message[] | null {
+  if (tail.start > history.length) return null;
+  if (tail.start > 0 && history[tail.start - 1]!.id !== tail.after) return null;
+  return history.slice(0, tail.start).concat(tail.messages);
+}
+
+/** A message as it may change: id, status and sizes (the rest never changes alone). */
+function looksSame(a: Message, b: Message): boolean {
+  return a.id === b.id && a.status === b.status && a.content === b.content && a.timing === b.timing && a.error === b.error;
+}
+
+/** The first index where `next` differs from `written` (its length if it only grew). */
+export function firstChange(written: readonly Message[], next: readonly Message[]): number {
+  const n = Math.min(written.length, next.length);
+  for (let i = 0; i < n; i += 1) if (!looksSame(written[i]!, next[i]!)) return i;
+  return n;
+}
+
 /** `value` as a JSON object, or null. */
 export function asRecord(value: unknown): Record<string, unknown> | null {
   return typeof value === "object" && value !== null && !Array.isArray(value)

@@ -14,7 +14,7 @@
 
 import type { ChatController, ControllerChange, Replay } from "./controller";
 import type { MarkdownToHtml } from "./markdown";
-import type { BackendInfo, LegSetting, Message, Model } from "./model";
+import { pushState, type BackendInfo, type LegSetting, type Message, type Model } from "./model";
 import { renderMarkdownInto, StreamRenderer, type FrameScheduler } from "./render";
 import { messageStats } from "./stats";
 
@@ -144,8 +144,7 @@ export class ChatView {
   }
 
   private setTrait<K extends "backend" | "model" | "leg">(name: K, value: string): void {
-    this.model.set(name, value as never);
-    this.model.save_changes();
+    pushState(this.model, { [name]: value });
   }
 
   private onKey(e: KeyboardEvent): void {
@@ -237,7 +236,7 @@ export class ChatView {
     const busy = this.controller.busy || this.model.get("busy") === true;
     this.root.dataset.busy = String(busy);
     this.sendButton.disabled = busy;
-    this.stopButton.hidden = !this.controller.busy; // only our own stream can be stopped here
+    this.stopButton.hidden = !busy; // ours, or the kernel's (see ChatController.stop)
   }
 
   // ------------------------------------------------------------ messages

@@ -95,7 +95,12 @@ test("SSE: POST with token auth and client stream_id; events in order; counters"
   assert.equal(call.headers["authorization"], "token T");
   assert.equal(call.headers["content-type"], "application/json");
   assert.equal(call.headers["x-xsrftoken"], undefined);
-  assert.deepEqual(call.body, { backend: "demo-sse", messages: [{ role: "user", content: "hi" }], stream_id: "client0001" });
+  assert.deepEqual(call.body, {
+    backend: "demo-sse",
+    messages: [{ role: "user", content: "hi" }],
+    stream_id: "client0001",
+    resumable: true,
+  });
   assert.deepEqual(r.events.map((e) => e.type), ["start", "token", "heartbeat", "token", "usage", "done"]);
   assert.deepEqual(r.events[2], { type: "heartbeat", seq: 1, recv_ms: 55.5 });
   assert.equal(texts(r.events), "Hello");
@@ -287,8 +292,11 @@ test("SSE: cancel aborts the fetch and ends as cancelled (partial kept)", async 
   const t = await r.handle.done;
   assert.equal(t.type === "error" && t.code, "cancelled");
   assert.equal(t.type === "error" && t.partial, true);
-  assert.equal(calls.length, 1, "no resume after a cancel");
   assert.equal((calls[0]!.init.signal as AbortSignal).aborted, true);
+  // A resumable stream outlives its connection on the bridge: stop cancels it there.
+  assert.equal(calls.length, 2, "no resume after a cancel, one DELETE");
+  assert.equal(calls[1]!.init.method, "DELETE");
+  assert.equal(calls[1]!.url, "/user/x/streamchat/api/chat/client0001");
   assert.equal(r.events.filter((e) => e.type === "error").length, 1);
 });
 
@@ -310,7 +318,7 @@ test("WS: URL from origin + base + token, chat message carries stream_id, events
   assert.equal(ws.url, "ws://localhost:8888/user/x/streamchat/api/chat/ws?token=T%20k");
   ws.open();
   assert.deepEqual(ws.sent, [
-    { type: "chat", backend: "demo-sse", messages: [{ role: "user", content: "hi" }], stream_id: "client0001" },
+    { type: "chat", backend: "demo-sse", messages: [{ role: "user", content: "hi" }], stream_id: "client0001", resumable: true },
   ]);
   ws.receive(START);
   ws.receive(tok(1, "x"));

@@ -51,7 +51,14 @@ test("default export: initialize once per model, any number of views share its c
     }
     model.fromPython({ type: "kernel_events", id, events: [{ type: "done", seq: 1, recv_ms: 2 }] });
     await settle();
-    assert.deepEqual(model.sent.filter((m) => m.type === "reply_done"), [{ type: "reply_done", id: "once", index: 1, status: "done" }]);
+    const done = model.sent.filter((m) => m.type === "reply_done");
+    assert.deepEqual(
+      done.map(({ type, id, index, status }) => ({ type, id, index, status })),
+      [{ type: "reply_done", id: "once", index: 1, status: "done" }],
+    );
+    const saved = model.saved("history")!;
+    assert.equal(done[0]!.message_id, saved[1]!.id, "reply_done names the saved reply");
+    assert.equal(saved[1]!.content, "hey");
     cleanupA();
     cleanupB();
     cleanupModel();

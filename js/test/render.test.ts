@@ -138,3 +138,109 @@ test("model output is sanitized", () => {
   assert.equal(ok?.getAttribute("target"), "_blank");
   assert.equal(ok?.getAttribute("rel"), "noopener noreferrer");
 });
+
+// ---------------------------------------------------------------- long paragraphs
+
+import { isPlainParagraph, LONG_PARAGRAPH, safeRunEnd, TAIL_MAX } from "../src/render";
+
+/** A renderer with inline Markdown (as in the widget), counting what each kind parses. */
+function setupInline(): {
+  el: HTMLElement;
+  frames: FakeFrames;
+  reports: FrameReport[];
+  renderer: StreamRenderer;
+  parsed: { block: number; inline: number };
+} {
+  const el = document.createElement("div");
+  document.body.append(el);
+  const frames = new FakeFrames();
+  const reports: FrameReport[] = [];
+  const parsed = { block: 0, inline: 0 };
+  const block = (md: string): string => {
+    parsed.block += md.length;
+    return markdown(md);
+  };
+  const inline = (md: string): string => {
+    parsed.inline += md.length;
+    return markdown.inline!(md);
+  };
+  const renderer = new StreamRenderer(el, { scheduler: frames, markdown: block, inline, onFrame: (r) => reports.push(r) });
+  return { el, frames, reports, renderer, parsed };
+}
+
+/** One long paragraph of prose (what the demo model and many LLMs write), in small tokens. */
+function proseTokens(count: number, extra: string[] = []): string[] {
+  const words = ["Alice", "was", "beginning", "to", "get", "very", "tired,", "of", "sitting", "by", "her", "sister.", ...extra];
+  const out: string[] = [];
+  for (let i = 0; i < count; i += 1) out.push((i ? " " : "") + words[(i * 7 + (i >> 3)) % words.length]!);
+  return out;
+}
+
+test("a long plain paragraph costs the new text per frame, not the paragraph", () => {
+  const { el, frames, reports, renderer, parsed } = setupInline();
+  const tokens = proseTokens(6000); // ~35k characters, no blank line anywhere
+  for (let fed = 0; fed < tokens.length; ) {
+    for (let i = 0; i < 60 && fed < tokens.length; i += 1) renderer.append(tokens[fed++]!);
+    frames.tick();
+  }
+  const text = tokens.join("");
+  assert.ok(text.length > 30_000);
+  const late = reports.slice(-20).map((r) => r.parsedChars);
+  assert.ok(Math.max(...late) < TAIL_MAX + 2 * 60 * 12, `late frames parse ${Math.max(...late)} chars`);
+  assert.ok(el.querySelectorAll("p.streamchat-para > span").length > 30, "finished runs are frozen");
+  const before = parsed.block;
+  renderer.finish();
+  assert.equal(parsed.block, before, "plain runs are already the final render: no whole re-parse");
+  const whole = document.createElement("div");
+  renderMarkdownInto(whole, text, markdown);
+  assert.equal(norm(el.textContent), norm(whole.textContent));
+  assert.equal(el.querySelectorAll("p").length, 1, "still one paragraph");
+  assert.ok(parsed.inline + parsed.block < text.length * 3, `total work ${parsed.inline} stays linear`);
+});
+
+test("emphasis and code in a long paragraph: bounded while streaming, exact at the end", () => {
+  const { el, frames, reports, renderer } = setupInline();
+  const tokens = proseTokens(3000, ["**bold**", "`x = 1`", "_it_", "[a link](https://example.com)", "snake_case"]);
+  for (let fed = 0; fed < tokens.length; ) {
+    for (let i = 0; i < 40 && fed < tokens.length; i += 1) renderer.append(tokens[fed++]!);
+    frames.tick();
+  }
+  const late = reports.slice(-20).map((r) => r.parsedChars);
+  assert.ok(Math.max(...late) < TAIL_MAX + 2 * 40 * 30, `late frames parse ${Math.max(...late)} chars`);
+  renderer.finish();
+  const whole = document.createElement("div");
+  renderMarkdownInto(whole, tokens.join(""), markdown);
+  assert.equal(el.querySelector(".streamchat-block")!.innerHTML, whole.innerHTML, "finish() renders it whole");
+});
+
+test("a long paragraph that turns into a heading or gains a list is rendered as such", () => {
+  const { el, frames, renderer } = setupInline();
+  const text = proseTokens(400).join("");
+  assert.ok(text.length > LONG_PARAGRAPH);
+  renderer.append(text);
+  frames.tick();
+  assert.ok(el.querySelector("p.streamchat-para"));
+  renderer.append("\n---\n");
+  frames.tick();
+  assert.ok(el.querySelector("h2"), "setext underline: the paragraph was a heading");
+  assert.equal(el.querySelector("p.streamchat-para"), null);
+});
+
+test("where a run may end: a word boundary with nothing inline left open", () => {
+  assert.equal(safeRunEnd("one two three", 100), 8);
+  assert.equal(safeRunEnd("one **two three** four five", 100), 23);
+  assert.equal(safeRunEnd("one **two three** four five", 20), 18, "within the limit");
+  assert.equal(safeRunEnd("one **two three", 100), 4);
+  assert.equal(safeRunEnd("a `code span` b c", 100), 16);
+  assert.equal(safeRunEnd("2 * 3 is six really", 100), 13, "a lone star emphasises nothing");
+  assert.equal(safeRunEnd("snake_case is fine here", 100), 19, "intraword underscore");
+  assert.equal(safeRunEnd("see [the docs](x 'a title') now", 100), 28, "not inside a link");
+  assert.equal(safeRunEnd("a <span class='x'> b", 100), 19, "not inside a tag");
+  assert.equal(safeRunEnd("a <span class='x", 100), 2);
+  assert.equal(safeRunEnd("hard  \nbreak", 100), 0, "never before a line break");
+  assert.ok(isPlainParagraph("Just text\nand more text."));
+  assert.equal(isPlainParagraph("Text\n- item"), false);
+  assert.equal(isPlainParagraph("Text\n\n    code"), false);
+  assert.equal(isPlainParagraph("# Heading"), false);
+  assert.equal(isPlainParagraph("Text\n1. item"), false);
+});

@@ -243,7 +243,16 @@ test("Python commands: send → reply_done with index and status; history from P
   await pythonSend(h, "req1", "from python");
   h.bodies[0]!.push(sse(START) + sse(tok(1, "yo")) + sse({ type: "done", seq: 2, recv_ms: 1 }));
   await settle();
-  assert.deepEqual(h.model.sent.find((m) => m.type === "reply_done"), { type: "reply_done", id: "req1", index: 1, status: "done" });
+  const done = h.model.sent.find((m) => m.type === "reply_done")!;
+  assert.deepEqual([done.id, done.index, done.status], ["req1", 1, "done"]);
+  // reply_done names the saved reply (Python may handle it before the state write).
+  assert.equal(done.message_id, h.model.saved("history")![1]!.id);
+  assert.equal(h.model.saved("history")![1]!.status, "done");
+  const last = h.model.sent.filter((m) => m.type === "state" || m.type === "reply_done").pop()!;
+  assert.equal(last.type, "reply_done", "sent after the history write");
+  const states = h.model.sent.filter((m) => m.type === "state");
+  assert.ok(states.every((m, i) => i === 0 || (m.rev as number) > (states[i - 1]!.rev as number)), "revisions grow");
+  assert.ok(states.every((m) => typeof m.page === "string" && m.page === states[0]!.page));
   h.model.set("history", [{ id: "p1", role: "user", content: "replaced" }]);
   assert.deepEqual(h.$$(".streamchat-message").map((m) => m.textContent?.includes("replaced")), [true]);
 });
@@ -341,4 +350,58 @@ test("the bridge refusing api/backends falls back to the kernel; path=bridge the
   assert.equal(reply.status, "error");
   assert.equal(reply.error!.code, "connect_failed");
   assert.match(reply.error!.message, /no bridge is reachable/);
+});
+
+test("a late echo of the reply's start does not bring the streaming placeholder back", async () => {
+  const h = await harness();
+  h.type("Hello?");
+  await settle();
+  const atStart = structuredClone(h.model.saved("history")!);
+  h.bodies[0]!.push(sse(START) + sse(tok(1, "Hi there")) + sse({ type: "done", seq: 2, recv_ms: 1 }));
+  await settle();
+  h.frames.tick();
+  assert.equal(h.$('.streamchat-message[data-role="assistant"]')!.dataset.status, "done");
+  // Python's echo of the first write arrives now (a new object, as from the kernel).
+  h.model.set("history", structuredClone(atStart));
+  assert.equal(h.$('.streamchat-message[data-role="assistant"]')!.dataset.status, "done");
+  assert.match(h.$('.streamchat-message[data-role="assistant"] .streamchat-content')!.textContent!, /Hi there/);
+  // A history Python itself wrote (e.g. clear()) is taken.
+  h.model.set("history", []);
+  assert.equal(h.$$(".streamchat-message").length, 0);
+});
+
+test("history goes to Python as tails: a reply's end sends that reply, not the conversation", async () => {
+  const h = await harness();
+  const states = (): Array<Record<string, unknown>> => h.model.sent.filter((m) => m.type === "state" && "history" in m);
+  for (const [i, prompt] of ["One?", "Two?"].entries()) {
+    h.type(prompt);
+    await settle();
+    h.bodies[i]!.push(sse(START) + sse(tok(1, `answer ${i}`)) + sse({ type: "done", seq: 2, recv_ms: 1 }));
+    await settle();
+  }
+  const tails = states().map((m) => m.history as { start: number; after: string | null; messages: Message[] });
+  assert.deepEqual(tails.map((t) => [t.start, t.messages.length]), [[0, 2], [1, 1], [2, 2], [3, 1]]);
+  const saved = h.model.saved("history")!;
+  assert.deepEqual(saved.map((m) => [m.role, m.status]), [["user", "done"], ["assistant", "done"], ["user", "done"], ["assistant", "done"]]);
+  assert.equal(tails[3]!.after, saved[2]!.id, "each tail names the message it follows");
+});
+
+test("history tails from Python: another page's are applied, a misfit asks for all, resync sends all", async () => {
+  const h = await harness();
+  const other = { id: "o1", role: "user", content: "from another page", status: "done" };
+  h.model.fromPython({ type: "history_tail", page: "another", start: 0, after: null, messages: [other] });
+  assert.deepEqual(h.$$(".streamchat-message").map((m) => m.textContent?.includes("from another page")), [true]);
+  const reply = { id: "o2", role: "assistant", content: "and its reply", status: "done" };
+  h.model.fromPython({ type: "history_tail", page: "another", start: 1, after: "o1", messages: [reply] });
+  assert.equal(h.$$(".streamchat-message").length, 2);
+  h.model.fromPython({ type: "history_tail", page: "another", start: 5, after: "zz", messages: [] });
+  assert.ok(h.model.sent.some((m) => m.type === "history_resync"), "a tail that does not fit asks for all");
+  const page = (h.model.sent.find((m) => m.type === "state") as { page: string }).page;
+  h.model.fromPython({ type: "history_tail", page, start: 0, after: null, messages: [] });
+  assert.equal(h.$$(".streamchat-message").length, 2, "our own tail, passed back, is ignored");
+  h.model.python = [];
+  h.model.fromPython({ type: "history_resync", page });
+  const last = h.model.sent.filter((m) => m.type === "state").pop() as { history: { start: number; messages: Message[] } };
+  assert.equal(last.history.start, 0);
+  assert.deepEqual(last.history.messages.map((m) => m.id), ["o1", "o2"]);
 });

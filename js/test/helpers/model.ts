@@ -1,5 +1,5 @@
 /** A fake anywidget model: Backbone-like synchronous change events. */
-import type { ChatState, Model } from "../../src/model";
+import { applyTail, type ChatState, type HistoryTail, type Message, type Model } from "../../src/model";
 
 type Listener = (...args: never[]) => void;
 
@@ -11,6 +11,8 @@ export class FakeModel implements Model<ChatState> {
   /** The state diff of every save_changes() call. */
   saves: Array<Partial<ChatState>> = [];
   private dirty: Partial<ChatState> = {};
+  /** Python's history, as rebuilt from the tails sent. */
+  python: Message[];
 
   constructor(initial: Partial<ChatState> = {}) {
     this.state = {
@@ -28,6 +30,7 @@ export class FakeModel implements Model<ChatState> {
       layout: {},
       ...initial,
     };
+    this.python = [...(initial.history ?? [])];
   }
 
   get<K extends keyof ChatState>(name: K): ChatState[K] {
@@ -46,7 +49,21 @@ export class FakeModel implements Model<ChatState> {
   }
 
   send(content: unknown): void {
-    this.sent.push(content as Record<string, unknown>);
+    const msg = content as Record<string, unknown>;
+    this.sent.push(msg);
+    // Traitlet writes reach Python as `state` messages (see pushState): record them like
+    // saves, with history rebuilt from its tail as Python does.
+    if (msg.type === "state") {
+      const save: Partial<ChatState> = { ...(msg.state as Partial<ChatState>) };
+      const tail = msg.history as HistoryTail | undefined;
+      if (tail !== undefined) {
+        const next = applyTail(this.python, tail);
+        if (next === null) throw new Error(`history tail does not fit: ${JSON.stringify(tail)}`);
+        this.python = next;
+        save.history = JSON.parse(JSON.stringify(next)) as Message[];
+      }
+      this.saves.push(save);
+    }
   }
 
   on(name: string, callback: Listener): void {
