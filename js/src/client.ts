@@ -19,6 +19,7 @@
 import {
   EventFormatError,
   isTerminal,
+  parseEvent,
   parseEventJson,
   type ErrorCode,
   type ErrorEvent,
@@ -448,9 +449,15 @@ function runWs(
         return;
       }
       try {
-        const event = parseEventJson(message.data);
-        if (event.type !== "heartbeat") ctx.counters.reads += 1;
-        if (ctx.deliver(event, t)) finish({ kind: "terminal" }, true);
+        // Events that left the bridge together come as one array (one browser task).
+        const events = Array.isArray(data) ? data.map(parseEvent) : [parseEvent(data)];
+        if (events.some((event) => event.type !== "heartbeat")) ctx.counters.reads += 1;
+        for (const event of events) {
+          if (ctx.deliver(event, t)) {
+            finish({ kind: "terminal" }, true);
+            return;
+          }
+        }
       } catch (exc) {
         finish({ kind: "invalid", message: (exc as Error).message }, true);
       }

@@ -332,6 +332,22 @@ test("WS: URL from origin + base + token, chat message carries stream_id, events
   assert.equal(r.handle.counters.reads, 3);
 });
 
+test("WS: events that left together arrive as one array message: one read, each event kept", async () => {
+  const r = run({ leg: "ws", env: { fetch: fakeFetch(() => jsonResponse(500, {})).fetch } });
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.receive(START);
+  ws.receive([tok(1, "a"), tok(2, "b"), tok(3, "c")]);
+  ws.receive([tok(4, "d"), DONE(5)]);
+  const t = await r.handle.done;
+  assert.equal(t.type, "done");
+  assert.deepEqual(
+    r.events.filter((e) => e.type === "token").map((e) => (e.type === "token" ? e.text : "")),
+    ["a", "b", "c", "d"],
+  );
+  assert.equal(r.handle.counters.reads, 3);
+});
+
 test("WS: a closed socket reopens and resumes from last_seq; duplicates dropped", async () => {
   const r = run({ leg: "ws", env: {} });
   const a = FakeSocket.last();

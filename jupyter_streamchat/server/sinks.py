@@ -141,7 +141,12 @@ class SSESink:
 
 
 class WebSocketSink:
-    """Writes events as JSON text messages to one WebSocket."""
+    """Writes events as JSON text messages to one WebSocket.
+
+    The events of one write (decoded from one upstream read, or waiting for a
+    client that fell behind) go as one message holding a JSON array: one frame
+    and one browser task, not one per token.
+    """
 
     def __init__(self, handler: WebSocketHandler, stream_id: str) -> None:
         self._handler = handler
@@ -152,12 +157,14 @@ class WebSocketSink:
         if self.done.done():
             return None
         send_ms = now_ms()
-        flushed: asyncio.Future[None] | None = None
         sid = self._stream_id
+        if len(events) == 1:
+            message = wire_json(events[0], send_ms, sid)
+        else:
+            message = "[" + ",".join([wire_json(e, send_ms, sid) for e in events]) + "]"
         try:
-            for event in events:
-                flushed = self._handler.write_message(wire_json(event, send_ms, sid))
-                flushed.add_done_callback(_consume)
+            flushed = self._handler.write_message(message)
+            flushed.add_done_callback(_consume)
         except WebSocketClosedError:
             self.gone()
             return None

@@ -205,14 +205,23 @@ async def chat_sse(
     return reply
 
 
+async def ws_dicts(ws: ClientConnection) -> AsyncIterator[dict[str, Any]]:
+    """The bridge's WebSocket messages as events, one by one (a message may hold an array)."""
+    while True:
+        data = json.loads(await ws.recv())
+        for item in data if isinstance(data, list) else [data]:
+            yield item
+
+
 async def ws_events(
     ws: ClientConnection, stop: Callable[[Event], bool] | None = None, timeout: float = 20.0
 ) -> list[Event]:
     """Messages from the bridge's WebSocket until a terminal event, a request error, or ``stop``."""
     out: list[Event] = []
+    messages = ws_dicts(ws)
     async with asyncio.timeout(timeout):
         while True:
-            data = json.loads(await ws.recv())
+            data = await anext(messages)
             event = Event(data["type"], data, None, clock_ms())
             out.append(event)
             if event.type in TERMINAL or event.type == "request_error":

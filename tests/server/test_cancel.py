@@ -26,6 +26,7 @@ from bridge_clients import (
     door_idle_after,
     read_sse,
     wait_until,
+    ws_dicts,
 )
 from websockets.asyncio.client import connect
 
@@ -108,20 +109,21 @@ async def test_websocket_cancel_closes_the_upstream(
     door = Snapshot(counters, backend)
     async with connect(ws_url, additional_headers=auth) as ws:
         await ws.send(json.dumps({"type": "chat", **chat_body(backend, PROFILE, LONG)}))
+        events = ws_dicts(ws)
         seen = 0
         while seen < 2:
-            seen += json.loads(await ws.recv())["type"] == "token"
+            seen += (await anext(events))["type"] == "token"
         t0 = time.perf_counter()
         await ws.send(json.dumps({"type": "cancel"}))
         assert await idle_within(counters, backend, t0) < CANCEL_WITHIN_S
-        while (event := json.loads(await ws.recv()))["type"] == "token":
+        while (event := await anext(events))["type"] == "token":
             pass
         assert event["type"] == "error"
         assert event["code"] == "cancelled"
         assert event["partial"] is True
         # The socket stays usable: the next chat runs to its end.
         await ws.send(json.dumps({"type": "chat", **chat_body(backend)}))
-        while (event := json.loads(await ws.recv()))["type"] not in ("done", "error"):
+        while (event := await anext(events))["type"] not in ("done", "error"):
             pass
         assert event["type"] == "done"
     door.check_client_went_away()
@@ -134,9 +136,10 @@ async def test_closing_the_websocket_closes_the_upstream(
     door = Snapshot(counters, backend)
     async with connect(ws_url, additional_headers=auth) as ws:
         await ws.send(json.dumps({"type": "chat", **chat_body(backend, PROFILE, LONG)}))
+        events = ws_dicts(ws)
         seen = 0
         while seen < 2:
-            seen += json.loads(await ws.recv())["type"] == "token"
+            seen += (await anext(events))["type"] == "token"
         t0 = time.perf_counter()
     assert await idle_within(counters, backend, t0) < CANCEL_WITHIN_S
     door.check_client_went_away()

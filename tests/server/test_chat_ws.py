@@ -14,6 +14,7 @@ from bridge_clients import (
     check_continuity,
     expected_text,
     median_gap,
+    ws_dicts,
     ws_events,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -66,8 +67,7 @@ async def test_second_chat_while_streaming_is_refused(ws_url: str, auth: dict[st
         await ws.send(json.dumps({"type": "chat", **chat_body(model="fast", max_tokens=20)}))
         await ws.send(json.dumps({"type": "chat", **chat_body()}))
         events = []
-        while True:
-            data = json.loads(await ws.recv())
+        async for data in ws_dicts(ws):
             events.append(data)
             if data["type"] == "done":
                 break
