@@ -59,11 +59,12 @@ async def test_demo_prints_urls_streams_paced_and_exits_on_sigint(
     openai = urls["openai"]
     assert isinstance(openai, str)
     assert openai.startswith("http://127.0.0.1:")
+    models = ["instant", "steady", "slow", "jittery", "fast"]
     assert urls["backends"] == {
-        "demo-sse": {"protocol": "openai", "url": openai},
-        "demo-ndjson": {"protocol": "ollama", "url": urls["ollama"]},
-        "demo-ws": {"protocol": "websocket", "url": urls["websocket"]},
-        "demo-grpc": {"protocol": "grpc", "url": urls["grpc"]},
+        "demo-sse": {"protocol": "openai", "url": openai, "models": models},
+        "demo-ndjson": {"protocol": "ollama", "url": urls["ollama"], "models": models},
+        "demo-ws": {"protocol": "websocket", "url": urls["websocket"], "models": models},
+        "demo-grpc": {"protocol": "grpc", "url": urls["grpc"], "models": models},
     }
 
     body = {"model": "", "messages": [{"role": "user", "content": "hi"}], "stream": True}

@@ -770,11 +770,12 @@ async def test_urls_and_backend_configs(demo: DemoServers) -> None:
     assert demo.websocket.endswith("/")
     assert demo.grpc.startswith("grpc://127.0.0.1:")
     assert demo.stats.endswith("/stats")
+    models = ["instant", "steady", "slow", "jittery", "fast"]
     assert demo.backend_configs() == {
-        "demo-sse": {"protocol": "openai", "url": demo.openai},
-        "demo-ndjson": {"protocol": "ollama", "url": demo.ollama},
-        "demo-ws": {"protocol": "websocket", "url": demo.websocket},
-        "demo-grpc": {"protocol": "grpc", "url": demo.grpc},
+        "demo-sse": {"protocol": "openai", "url": demo.openai, "models": models},
+        "demo-ndjson": {"protocol": "ollama", "url": demo.ollama, "models": models},
+        "demo-ws": {"protocol": "websocket", "url": demo.websocket, "models": models},
+        "demo-grpc": {"protocol": "grpc", "url": demo.grpc, "models": models},
     }
     assert demo.urls()["backends"] == demo.backend_configs()
 

@@ -25,6 +25,7 @@ from .grpc_door import GrpcDoor
 from .http_door import HTTPDoor, StatsHandler
 from .model import DemoConfig, DemoModel
 from .ollama_door import ollama_door
+from .profiles import PROFILES
 from .openai_door import openai_door
 from .stats import DemoStats
 from .ws_door import WebSocketDoor
@@ -171,13 +172,18 @@ class DemoServers:
     def stats(self) -> str:
         return f"http://{self._host_in_url}:{self._port('stats')}/stats"
 
-    def backend_configs(self) -> dict[str, dict[str, str]]:
-        """The four doors as backend configs (``c.StreamChatApp.backends`` form)."""
+    def backend_configs(self) -> dict[str, dict[str, Any]]:
+        """The four doors as backend configs (``c.StreamChatApp.backends`` form).
+
+        Each lists the timing profiles as its models: the WebSocket and gRPC doors
+        have no models endpoint to probe.
+        """
+        models = list(PROFILES)
         return {
-            "demo-sse": {"protocol": "openai", "url": self.openai},
-            "demo-ndjson": {"protocol": "ollama", "url": self.ollama},
-            "demo-ws": {"protocol": "websocket", "url": self.websocket},
-            "demo-grpc": {"protocol": "grpc", "url": self.grpc},
+            "demo-sse": {"protocol": "openai", "url": self.openai, "models": models},
+            "demo-ndjson": {"protocol": "ollama", "url": self.ollama, "models": models},
+            "demo-ws": {"protocol": "websocket", "url": self.websocket, "models": models},
+            "demo-grpc": {"protocol": "grpc", "url": self.grpc, "models": models},
         }
 
     def urls(self) -> dict[str, Any]:
