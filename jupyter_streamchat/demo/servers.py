@@ -25,8 +25,8 @@ from .grpc_door import GrpcDoor
 from .http_door import HTTPDoor, StatsHandler
 from .model import DemoConfig, DemoModel
 from .ollama_door import ollama_door
-from .profiles import PROFILES
 from .openai_door import openai_door
+from .profiles import PROFILES
 from .stats import DemoStats
 from .ws_door import WebSocketDoor
 
