@@ -118,7 +118,9 @@ class Session:
         self._on_closed = on_closed
         self._loop = asyncio.get_running_loop()
 
-        self.buffer: deque[Event] = deque()
+        self.buffer: deque[Event] = deque()  # for resume; empty unless resumable
+        self.usage: Usage | None = None
+        self._attached = False
         self._buffer_bytes = 0
         self.first_seq = 0  # seq of the oldest event still buffered
         self.next_seq = 0
@@ -239,6 +241,12 @@ class Session:
             self._write(events)
 
     def _remember(self, event: Event) -> None:
+        if type(event) is Usage:
+            self.usage = event
+        if not self.resumable:
+            # Nobody can come back for these: keeping them would only give the garbage
+            # collector tens of thousands of objects to walk at load (p99 latency).
+            return
         self.buffer.append(event)
         self._buffer_bytes += _size(event)
         # Keep the terminal event and at least one before it, whatever the limit.
@@ -278,17 +286,29 @@ class Session:
             self._resume.set_result(None)
             self._resume = None
 
+    def check_resume(self, after_seq: int | None) -> None:
+        """Raise :class:`Gone` unless a client could resume after ``after_seq``."""
+        if not self._attached:
+            return
+        if not self.resumable:
+            raise Gone(
+                f'stream {self.id!r} was not requested with "resumable": true; '
+                "its events are not kept"
+            )
+        if after_seq is not None and after_seq + 1 < self.first_seq:
+            raise Gone(
+                f"events after seq {after_seq} are gone: the resume buffer starts at seq "
+                f"{self.first_seq} (resume_buffer_bytes={self.limits.resume_buffer_bytes})"
+            )
+
     def attach(self, sink: Sink, after_seq: int | None = None) -> None:
         """Send ``sink`` the buffered events after ``after_seq``, then the live ones.
 
         Raises :class:`Gone` if some of those events are no longer buffered.
         A previous client, if any, is detached.
         """
-        if after_seq is not None and after_seq + 1 < self.first_seq:
-            raise Gone(
-                f"events after seq {after_seq} are gone: the resume buffer starts at seq "
-                f"{self.first_seq} (resume_buffer_bytes={self.limits.resume_buffer_bytes})"
-            )
+        self.check_resume(after_seq)
+        self._attached = True
         if self._window is not None:
             self._window.cancel()
             self._window = None
@@ -410,7 +430,7 @@ class Session:
         def since(t: float | None) -> float | None:
             return None if t is None else round(t - self.opened_ms, 3)
 
-        usage = next((e for e in reversed(self.buffer) if isinstance(e, Usage)), None)
+        usage = self.usage
         return {
             "id": self.id,
             "opened_ms": self.opened_ms,

@@ -210,8 +210,10 @@ class ResumeHandler(_SSEStreaming):
                     RequestError(400, "bad_request", f"Last-Event-ID must be a number, got {raw!r}")
                 )
                 return
-        if after is not None and after + 1 < session.first_seq:
-            self.refuse(RequestError(410, "gone", str(Gone(f"events after seq {after} are gone"))))
+        try:
+            session.check_resume(after)
+        except Gone as exc:
+            self.refuse(RequestError(410, "gone", str(exc)))
             return
         await self.stream(session, after)
 
