@@ -56,10 +56,13 @@ def preview(data: str, limit: int = 80) -> str:
     return f"{data[:limit]!r}… ({len(data)} chars)"
 
 
+_decode = json.JSONDecoder().decode  # json.loads without its per-call type checks
+
+
 def load_object(data: str, dialect: str) -> dict[str, Any]:
     """Parse one frame that must be a JSON object; :class:`ProtocolError` otherwise."""
     try:
-        obj = json.loads(data)
+        obj = _decode(data)
     except ValueError as exc:
         reason = getattr(exc, "msg", str(exc))
         raise ProtocolError(f"{dialect} frame is not JSON ({reason}): {preview(data)}") from None
