@@ -19,6 +19,7 @@
 import {
   EventFormatError,
   isTerminal,
+  localError,
   parseEvent,
   parseEventJson,
   type ErrorCode,
@@ -550,16 +551,7 @@ export function openStream(options: OpenStreamOptions): StreamHandle {
   const fail = (code: ErrorCode, message: string, extra: Partial<ErrorEvent> = {}): TerminalEvent => {
     if (terminal !== null) return terminal;
     const now = env.now() + offset;
-    const event: ErrorEvent = {
-      type: "error",
-      seq: lastSeq + 1,
-      recv_ms: now,
-      code,
-      message,
-      retryable: code !== "protocol_error",
-      partial: counters.arrivals > 0,
-      ...extra,
-    };
+    const event: ErrorEvent = { ...localError(code, message, lastSeq, now, counters.arrivals > 0), ...extra };
     terminal = event;
     options.onEvent(event, { browserMs: now, synthetic: true });
     return event;

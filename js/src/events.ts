@@ -255,3 +255,26 @@ export function parseEventJson(text: string): StreamEvent {
 export function isTerminal(event: StreamEvent): event is TerminalEvent {
   return event.type === "done" || event.type === "error";
 }
+
+/**
+ * An error made on this side (a drop that could not be resumed, a bad frame):
+ * it follows the last event seen, keeps the partial text, and is retryable
+ * unless the peer broke the protocol.
+ */
+export function localError(
+  code: ErrorCode,
+  message: string,
+  lastSeq: number,
+  recvMs: number,
+  partial: boolean,
+): ErrorEvent {
+  return {
+    type: "error",
+    seq: lastSeq + 1,
+    recv_ms: recvMs,
+    code,
+    message,
+    retryable: code !== "protocol_error",
+    partial,
+  };
+}

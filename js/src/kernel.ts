@@ -21,6 +21,7 @@ import { browserNowMs } from "./clock";
 import {
   EventFormatError,
   isTerminal,
+  localError,
   parseEvent,
   type ErrorCode,
   type ErrorEvent,
@@ -116,15 +117,7 @@ export class KernelChannel {
     const fail = (code: ErrorCode, message: string): void => {
       if (terminal !== null) return;
       const now = this.now() + offset;
-      const event: ErrorEvent = {
-        type: "error",
-        seq: lastSeq + 1,
-        recv_ms: now,
-        code,
-        message,
-        retryable: code !== "protocol_error",
-        partial: counters.arrivals > 0,
-      };
+      const event = localError(code, message, lastSeq, now, counters.arrivals > 0);
       options.onEvent(event, { browserMs: now, synthetic: true });
       end(event);
     };
