@@ -37,6 +37,7 @@ from harness import (
     byte_proxy_process,
     cpu_seconds,
     demo_process,
+    flood_backend_process,
     jupyter_process,
     percentile,
 )
@@ -145,6 +146,35 @@ async def scenario_flood(
     return out
 
 
+async def scenario_capacity(
+    paths: dict[str, SSEClient], pid: int, tokens: int, repeat: int
+) -> dict[str, Any]:
+    """One stream from a backend that is never the bottleneck: the bridge's own ceiling."""
+    direct, bridged = paths["direct"], paths["bridge"]
+    rates: dict[str, list[float]] = {"direct": [], "bridge": []}
+    cpu: list[float] = []
+    for _ in range(repeat):
+        for name, client in (("direct", direct), ("bridge", bridged)):
+            body: dict[str, Any]
+            if name == "bridge":
+                body = {"backend": "flood", "messages": MESSAGES, "options": {"max_tokens": tokens}}
+            else:
+                body = {"model": "flood", "messages": MESSAGES, "stream": True}
+            before = cpu_seconds(pid)
+            started = time.perf_counter()
+            result = await client.post(body)
+            elapsed = time.perf_counter() - started
+            if result.status != 200 or result.text_events < tokens:
+                raise RuntimeError(f"{name}: status {result.status}, {result.text_events} tokens")
+            rates[name].append(tokens / elapsed)
+            if name == "bridge":
+                cpu.append((cpu_seconds(pid) - before) / tokens * 1e6)
+    out = {f"{n}_tok_s": round(_median(v)) for n, v in rates.items()}
+    out["bridge_vs_direct"] = round(out["bridge_tok_s"] / out["direct_tok_s"], 2)
+    out["bridge_cpu_us_per_token"] = round(_median(cpu), 2)
+    return out
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -156,7 +186,8 @@ async def main() -> None:
     parser.add_argument("--profile", default="fast", help="demo profile of the load scenario")
     parser.add_argument("--flood-tokens", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=("load", "flood"), default=None)
+    parser.add_argument("--capacity-tokens", type=int, default=200_000)
+    parser.add_argument("--only", choices=("load", "flood", "capacity"), default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
     if not 1 <= args.streams <= 500 or not 1 <= args.repeat <= 10:
@@ -169,7 +200,11 @@ async def main() -> None:
     }
     with contextlib.ExitStack() as stack:
         demo = stack.enter_context(demo_process(max_tokens_cap=max(args.flood_tokens, args.tokens)))
-        backends = {"demo-sse": {"protocol": "openai", "url": demo.info["openai"]}}
+        flood = stack.enter_context(flood_backend_process(args.capacity_tokens))
+        backends = {
+            "demo-sse": {"protocol": "openai", "url": demo.info["openai"]},
+            "flood": {"protocol": "openai", "url": flood.info["openai"]},
+        }
         server = stack.enter_context(
             jupyter_process(backends, max_concurrent_streams=max(64, args.streams * 2))
         )
@@ -191,6 +226,15 @@ async def main() -> None:
         if args.only in (None, "flood"):
             results["flood"] = await scenario_flood(paths, pids, args.flood_tokens, args.repeat)
             print(json.dumps({"flood": results["flood"]}), flush=True)
+        if args.only in (None, "capacity"):
+            capacity_paths = {
+                "direct": SSEClient(flood.info["openai"] + "/chat/completions"),
+                "bridge": paths["bridge"],
+            }
+            results["capacity"] = await scenario_capacity(
+                capacity_paths, server.pid, args.capacity_tokens, args.repeat
+            )
+            print(json.dumps({"capacity": results["capacity"]}), flush=True)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 

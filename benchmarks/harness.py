@@ -37,6 +37,7 @@ __all__ = [
     "byte_proxy_process",
     "cpu_seconds",
     "demo_process",
+    "flood_backend_process",
     "free_port",
     "jupyter_process",
     "percentile",
@@ -169,6 +170,23 @@ def byte_proxy_process(upstream: str) -> Iterator[Proc]:
         assert process.stdout is not None
         process.stdout.readline()
         yield Proc(process, {"base": f"http://127.0.0.1:{port}/"})
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def flood_backend_process(tokens: int) -> Iterator[Proc]:
+    """``flood_backend.py``: an OpenAI-style backend that is never the bottleneck."""
+    port = free_port()
+    script = Path(__file__).with_name("flood_backend.py")
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(port), str(tokens)], stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        yield Proc(process, {"openai": f"http://127.0.0.1:{port}/v1"})
     finally:
         process.kill()
         process.wait(10)

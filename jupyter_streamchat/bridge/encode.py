@@ -18,10 +18,19 @@ from typing import Any, Final
 
 from ..events import Event, Start, Token, event_to_dict
 
-__all__ = ["coalesce", "sse_comment", "sse_event", "wire_dict", "wire_json"]
+__all__ = [
+    "coalesce",
+    "sse_comment",
+    "sse_event",
+    "sse_events",
+    "wire_dict",
+    "wire_json",
+    "wire_jsons",
+]
 
 _dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_dump_str: Final = json.JSONEncoder(ensure_ascii=False).encode
+# A JSON string literal, escapes and all (json's own C encoder, ensure_ascii=False).
+_json_str: Final = json.encoder.encode_basestring
 
 
 def wire_dict(event: Event, send_ms: float, stream_id: str | None = None) -> dict[str, Any]:
@@ -34,21 +43,46 @@ def wire_dict(event: Event, send_ms: float, stream_id: str | None = None) -> dic
 
 
 def wire_json(event: Event, send_ms: float, stream_id: str | None = None) -> str:
-    """The event's wire JSON; tokens take a fast path (they are nearly all of the traffic)."""
-    if type(event) is Token:
-        emit = "" if event.emit_ms is None else f',"emit_ms":{event.emit_ms!r}'
-        return (
-            f'{{"type":"token","seq":{event.seq},"recv_ms":{event.recv_ms!r},'
-            f'"text":{_dump_str(event.text)}{emit},"chunks":{event.chunks},"send_ms":{send_ms!r}}}'
-        )
-    return _dumps(wire_dict(event, send_ms, stream_id))
+    """The event's wire JSON."""
+    return wire_jsons((event,), send_ms, stream_id)[0]
+
+
+def wire_jsons(events: Sequence[Event], send_ms: float, stream_id: str | None = None) -> list[str]:
+    """The wire JSON of events written together (the bridge's hot path).
+
+    Tokens are formatted directly, and the float stamps they share (the send
+    time; the receive time of one read) are formatted once.
+    """
+    send = repr(send_ms)
+    recv_ms = -1.0
+    recv = ""
+    out: list[str] = []
+    for event in events:
+        if type(event) is Token:
+            if event.recv_ms != recv_ms:
+                recv_ms = event.recv_ms
+                recv = repr(recv_ms)
+            emit = "" if event.emit_ms is None else f',"emit_ms":{event.emit_ms!r}'
+            out.append(
+                f'{{"type":"token","seq":{event.seq},"recv_ms":{recv},"text":'
+                f'{_json_str(event.text)}{emit},"chunks":{event.chunks},"send_ms":{send}}}'
+            )
+        else:
+            out.append(_dumps(wire_dict(event, send_ms, stream_id)))
+    return out
+
+
+def sse_events(events: Sequence[Event], send_ms: float, stream_id: str | None = None) -> bytes:
+    """Events written together, as SSE, each terminated by its blank line."""
+    datas = wire_jsons(events, send_ms, stream_id)
+    return "".join(
+        [f"id: {e.seq}\nevent: {e.type}\ndata: {d}\n\n" for e, d in zip(events, datas, strict=True)]
+    ).encode()
 
 
 def sse_event(event: Event, send_ms: float, stream_id: str | None = None) -> bytes:
     """One SSE event, terminated by its blank line."""
-    return (
-        f"id: {event.seq}\nevent: {event.type}\ndata: {wire_json(event, send_ms, stream_id)}\n\n"
-    ).encode()
+    return sse_events((event,), send_ms, stream_id)
 
 
 def sse_comment(text: str) -> bytes:

@@ -82,7 +82,9 @@ class Emitter:
         if not self.started:
             self.start()
         self.text_seen = True
-        self._out.append(Token(seq=self._next(), recv_ms=self.now, text=text, emit_ms=emit_ms))
+        seq = self.seq
+        self.seq = seq + 1
+        self._out.append(_token(seq, self.now, text, emit_ms))
 
     def usage(
         self,
@@ -177,3 +179,22 @@ class Emitter:
                 emit_ms=emit_ms,
             )
         )
+
+
+# Once per token: a frozen dataclass's __init__ sets each field through
+# object.__setattr__; setting the slots directly builds the same Token faster.
+_new = object.__new__
+_token_slots = [
+    Token.__dict__[name].__set__ for name in ("seq", "recv_ms", "text", "emit_ms", "chunks")
+]
+_set_seq, _set_recv, _set_text, _set_emit, _set_chunks = _token_slots
+
+
+def _token(seq: int, recv_ms: float, text: str, emit_ms: float | None) -> Token:
+    token: Token = _new(Token)
+    _set_seq(token, seq)
+    _set_recv(token, recv_ms)
+    _set_text(token, text)
+    _set_emit(token, emit_ms)
+    _set_chunks(token, 1)
+    return token

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 from ..decode.emitter import Emitter
@@ -56,7 +56,28 @@ def preview(data: str, limit: int = 80) -> str:
     return f"{data[:limit]!r}… ({len(data)} chars)"
 
 
-_decode = json.JSONDecoder().decode  # json.loads without its per-call type checks
+_std_decode = json.JSONDecoder().decode  # json.loads without its per-call type checks
+_fast_decode: Callable[[str], Any] | None
+try:  # orjson parses a typical frame ~3x faster; the standard library stays the judge
+    from orjson import loads as _fast_decode
+except ImportError:  # pragma: no cover - orjson is a dependency, but optional at run time
+    _fast_decode = None
+
+
+def _decode(data: str) -> Any:
+    """``json.loads``, fast.
+
+    orjson decodes; whatever it refuses (NaN, lone surrogates, invalid JSON)
+    is decided and worded by the standard library.  The one difference left:
+    an integer beyond 64 bits comes out as a float (no stream frame carries
+    one; where the dialects read integers, such a value is ignored).
+    """
+    if _fast_decode is not None:
+        try:
+            return _fast_decode(data)
+        except ValueError:
+            pass
+    return _std_decode(data)
 
 
 def load_object(data: str, dialect: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from tornado.iostream import StreamClosedError
 from tornado.web import RequestHandler
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from ..bridge.encode import sse_comment, sse_event, wire_json
+from ..bridge.encode import sse_comment, sse_events, wire_jsons
 from ..events import Event, Heartbeat, is_terminal, now_ms
 
 __all__ = ["SSESink", "WebSocketSink", "negotiate_encoding", "set_nodelay"]
@@ -119,7 +119,7 @@ class SSESink:
     def write(self, events: Sequence[Event]) -> asyncio.Future[Any] | None:
         send_ms = now_ms()
         sid = self._stream_id
-        data = b"".join([sse_event(e, send_ms, sid) for e in events])
+        data = sse_events(events, send_ms, sid)
         flushed = self._send(data)
         if events and is_terminal(events[-1]) and not self.done.done():
             self._handler.finish()
@@ -158,10 +158,8 @@ class WebSocketSink:
             return None
         send_ms = now_ms()
         sid = self._stream_id
-        if len(events) == 1:
-            message = wire_json(events[0], send_ms, sid)
-        else:
-            message = "[" + ",".join([wire_json(e, send_ms, sid) for e in events]) + "]"
+        datas = wire_jsons(events, send_ms, sid)
+        message = datas[0] if len(datas) == 1 else "[" + ",".join(datas) + "]"
         try:
             flushed = self._handler.write_message(message)
             flushed.add_done_callback(_consume)
