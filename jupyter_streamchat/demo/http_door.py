@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from tornado.httpserver import HTTPServer
@@ -105,6 +106,37 @@ class DemoHandler(RequestHandler):
             self.drop_connection()
         elif await self.send(malformed):
             self.finish()
+
+    async def stream_tokens(
+        self, generation: Generation, frame: Callable[[str], bytes], malformed: bytes
+    ) -> bool:
+        """Send each token as ``frame(text)``, then play the reply's stream fault.
+
+        True when the reply may end normally (the door sends its final frames).
+        """
+        while (token := await generation.next_token()) is not None:
+            if not await self.send(frame(token[1])):
+                generation.lost_token()
+                return False
+        return await self._ended_well(generation, malformed)
+
+    async def collect_tokens(self, generation: Generation, malformed: bytes) -> str | None:
+        """The whole reply's text (``stream: false``), or ``None`` if it ended otherwise."""
+        pieces = []
+        while (token := await generation.next_token()) is not None:
+            pieces.append(token[1])
+        self.set_header("Content-Type", "application/json")
+        return "".join(pieces) if await self._ended_well(generation, malformed) else None
+
+    async def _ended_well(self, generation: Generation, malformed: bytes) -> bool:
+        if generation.gone is not None:
+            self.end_early(generation)
+            return False
+        fault = generation.reply.stream_fault
+        if fault is not None:
+            await self.inject_fault(generation, fault, malformed)
+            return False
+        return True
 
     def end_early(self, generation: Generation) -> None:
         """The generation stopped before its end: client gone, or shutdown."""

@@ -124,37 +124,22 @@ class _OllamaHandler(DemoHandler):
         reply = generation.reply
         self.t0_ms = now_ms()
         self.start_stream("application/x-ndjson")
-        while (token := await generation.next_token()) is not None:
-            line = self._line(reply, token[1], False, emit_ms=now_ms())
-            if not await self.send(dumps(line) + b"\n"):
-                generation.lost_token()
-                return
-        if generation.gone is not None:
-            self.end_early(generation)
-            return
-        fault = reply.stream_fault
-        if fault is not None:
-            await self.inject_fault(generation, fault, MALFORMED_NDJSON)
+
+        def frame(text: str) -> bytes:
+            return dumps(self._line(reply, text, False, emit_ms=now_ms())) + b"\n"
+
+        if not await self.stream_tokens(generation, frame, MALFORMED_NDJSON):
             return
         if await self.send(self._final(generation, "")):
             generation.complete()
             self.finish()
 
     async def _whole(self, generation: Generation) -> None:
-        reply = generation.reply
         self.t0_ms = now_ms()
-        pieces: list[str] = []
-        while (token := await generation.next_token()) is not None:
-            pieces.append(token[1])
-        if generation.gone is not None:
-            self.end_early(generation)
+        text = await self.collect_tokens(generation, MALFORMED_NDJSON.rstrip())
+        if text is None:
             return
-        self.set_header("Content-Type", "application/json")
-        fault = reply.stream_fault
-        if fault is not None:
-            await self.inject_fault(generation, fault, MALFORMED_NDJSON.rstrip())
-            return
-        self.finish(self._final(generation, "".join(pieces)).rstrip())
+        self.finish(self._final(generation, text).rstrip())
         generation.complete()
 
 

@@ -117,17 +117,12 @@ class ChatCompletionsHandler(DemoHandler):
         first = [{"index": 0, "delta": role, "finish_reason": None}]
         if not await self.send(self._chunk(reply, first, include_usage)):
             return
-        while (token := await generation.next_token()) is not None:
-            delta = [{"index": 0, "delta": {"content": token[1]}, "finish_reason": None}]
-            if not await self.send(self._chunk(reply, delta, include_usage)):
-                generation.lost_token()
-                return
-        if generation.gone is not None:
-            self.end_early(generation)
-            return
-        fault = reply.stream_fault
-        if fault is not None:
-            await self.inject_fault(generation, fault, MALFORMED_SSE)
+
+        def frame(text: str) -> bytes:
+            delta = [{"index": 0, "delta": {"content": text}, "finish_reason": None}]
+            return self._chunk(reply, delta, include_usage)
+
+        if not await self.stream_tokens(generation, frame, MALFORMED_SSE):
             return
         last = [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}]
         if not await self.send(self._chunk(reply, last, include_usage)):
@@ -142,16 +137,8 @@ class ChatCompletionsHandler(DemoHandler):
 
     async def _whole(self, generation: Generation) -> None:
         reply = generation.reply
-        pieces: list[str] = []
-        while (token := await generation.next_token()) is not None:
-            pieces.append(token[1])
-        if generation.gone is not None:
-            self.end_early(generation)
-            return
-        fault = reply.stream_fault
-        if fault is not None:
-            self.set_header("Content-Type", "application/json")
-            await self.inject_fault(generation, fault, MALFORMED_JSON)
+        text = await self.collect_tokens(generation, MALFORMED_JSON)
+        if text is None:
             return
         self.send_json(
             200,
@@ -163,7 +150,7 @@ class ChatCompletionsHandler(DemoHandler):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": "".join(pieces)},
+                        "message": {"role": "assistant", "content": text},
                         "finish_reason": reply.finish_reason,
                     }
                 ],
