@@ -77,6 +77,15 @@ class Proc:
         return self.process.pid
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Interrupt a child as Ctrl-C would; kill it if it has not exited within 10 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @contextlib.contextmanager
 def demo_process(max_tokens_cap: int = 200_000) -> Iterator[Proc]:
     process = subprocess.Popen(
@@ -95,11 +104,7 @@ def demo_process(max_tokens_cap: int = 200_000) -> Iterator[Proc]:
         line = process.stdout.readline()
         yield Proc(process, json.loads(line))
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
 
 
 @contextlib.contextmanager
@@ -151,11 +156,7 @@ def jupyter_process(backends: dict[str, Any], **streamchat: Any) -> Iterator[Pro
                 raise RuntimeError("Jupyter server did not start within 60 s")
             yield Proc(process, {"base": f"http://127.0.0.1:{port}/streamchat/", "token": token})
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _stop(process)
 
 
 @contextlib.contextmanager

@@ -63,6 +63,19 @@ export interface StreamCounters {
   reconnects: number;
 }
 
+/** All counters at zero, for a new stream (bridge or kernel path). */
+export function newCounters(): StreamCounters {
+  return {
+    events: 0,
+    arrivals: 0,
+    chunks: 0,
+    heartbeats: 0,
+    reads: 0,
+    duplicates: 0,
+    reconnects: 0,
+  };
+}
+
 export interface ReceiveInfo {
   /** Browser receive time on the server's clock (browser clock + offset). */
   browserMs: number;
@@ -505,15 +518,7 @@ export function openStream(options: OpenStreamOptions): StreamHandle {
     else options.signal.addEventListener("abort", () => controller.abort(), { once: true });
   }
 
-  const counters: StreamCounters = {
-    events: 0,
-    arrivals: 0,
-    chunks: 0,
-    heartbeats: 0,
-    reads: 0,
-    duplicates: 0,
-    reconnects: 0,
-  };
+  const counters = newCounters();
   let streamId = options.streamId ?? newStreamId();
   if (!isStreamId(streamId)) throw new Error(`stream id ${JSON.stringify(streamId)} is not 8-64 of [A-Za-z0-9_-]`);
   let lastSeq = -1;

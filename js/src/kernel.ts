@@ -16,7 +16,7 @@
  */
 
 import type { ChatRequest, ReceiveInfo, StreamCounters } from "./client";
-import { newStreamId } from "./client";
+import { newCounters, newStreamId } from "./client";
 import { browserNowMs } from "./clock";
 import {
   EventFormatError,
@@ -95,15 +95,7 @@ export class KernelChannel {
   open(options: KernelStreamOptions): KernelStream {
     const id = newStreamId().slice(0, 16);
     const offset = options.clockOffsetMs ?? 0;
-    const counters: StreamCounters = {
-      events: 0,
-      arrivals: 0,
-      chunks: 0,
-      heartbeats: 0,
-      reads: 0,
-      duplicates: 0,
-      reconnects: 0,
-    };
+    const counters = newCounters();
     let lastSeq = -1;
     let terminal: TerminalEvent | null = null;
     let resolveDone!: (event: TerminalEvent) => void;

@@ -19,18 +19,23 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ..decode.emitter import Emitter
-from ..errors import StreamError
+from ..errors import StreamError, Timeout
 from ..events import Error, Event, Token, is_terminal, now_ms
+
+if TYPE_CHECKING:
+    from ..backends import Backend
 
 __all__ = [
     "Attempt",
+    "Deadline",
     "RetryPolicy",
     "UpstreamStream",
     "Watchdog",
     "parse_retry_after",
+    "ran_too_long",
     "run_with_retries",
 ]
 
@@ -216,6 +221,27 @@ class UpstreamStream(AsyncIterator[Event]):
             elif isinstance(event, Error):
                 raise StreamError.from_event(event)
         return "".join(parts)
+
+
+def ran_too_long(backend: Backend, where: str) -> str:
+    """The message of a stream stopped by the backend's ``max_seconds``."""
+    return f"backend {where} stream ran longer than max_seconds={backend.max_seconds}"
+
+
+class Deadline:
+    """A backend's ``max_seconds``, checked as the stream goes (no timer to cancel)."""
+
+    __slots__ = ("_at", "_message")
+
+    def __init__(self, backend: Backend, where: str) -> None:
+        seconds = backend.max_seconds
+        self._at = None if seconds is None else now_ms() + seconds * 1000.0
+        self._message = ran_too_long(backend, where)
+
+    def check(self, now: float) -> None:
+        """Raise :class:`Timeout` once the stream has run past its limit."""
+        if self._at is not None and now > self._at:
+            raise Timeout(self._message)
 
 
 class Watchdog:

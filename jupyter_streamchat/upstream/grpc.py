@@ -30,7 +30,7 @@ from ..errors import (
 )
 from ..events import Event, now_ms
 from ..proto.service import CHAT, GENERATE, pb
-from .base import Watchdog, parse_retry_after
+from .base import Watchdog, parse_retry_after, ran_too_long
 
 __all__ = ["grpc_attempt", "grpc_request", "new_channel"]
 
@@ -112,7 +112,9 @@ def grpc_request(
     return request
 
 
-def _status_error(exc: grpc.aio.AioRpcError, where: str, emitter: Emitter) -> StreamError:
+def _status_error(
+    exc: grpc.aio.AioRpcError, backend: Backend, where: str, emitter: Emitter
+) -> StreamError:
     code = exc.code()
     details = exc.details() or code.name
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -123,7 +125,8 @@ def _status_error(exc: grpc.aio.AioRpcError, where: str, emitter: Emitter) -> St
             )
         return ConnectFailed(f"could not reach backend {where}: UNAVAILABLE: {details}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Timeout(f"backend {where}: gRPC deadline exceeded: {details}")
+        # The call's deadline is the backend's max_seconds (the only deadline set).
+        return Timeout(f"{ran_too_long(backend, where)} (gRPC DEADLINE_EXCEEDED: {details})")
     if code == grpc.StatusCode.CANCELLED:
         return Cancelled(f"backend {where} cancelled the gRPC call: {details}")
     retry_after = None
@@ -227,7 +230,7 @@ async def grpc_attempt(
                 f"backend {where} sent nothing for idle_timeout={backend.idle_timeout} s",
                 retryable=not emitter.text_seen,
             ) from None
-        raise _status_error(exc, where, emitter) from None
+        raise _status_error(exc, backend, where, emitter) from None
     finally:
         watchdog.cancel()
         if requests is not None:

@@ -31,7 +31,7 @@ from ..decode.stream import DecoderLimits, StreamDecoder
 from ..dialects.base import Dialect, Request
 from ..errors import ConnectFailed, HTTPStatus, ProtocolError, StreamError, Timeout, UpstreamClosed
 from ..events import Event, now_ms
-from .base import Watchdog, parse_retry_after
+from .base import Deadline, Watchdog, parse_retry_after
 from .http import ERROR_BODY_BYTES, _error_detail
 
 __all__ = ["H1Pool", "h1_attempt", "use_fast_path"]
@@ -236,7 +236,7 @@ async def h1_attempt(
     where = f"{backend.name} ({redact_url(backend.url)})"
     accept = "application/x-ndjson" if backend.framing == "ndjson" else "text/event-stream"
     payload, host, port = _request_bytes(backend, url, request, accept)
-    deadline = None if backend.max_seconds is None else now_ms() + backend.max_seconds * 1000.0
+    deadline = Deadline(backend, where)
     conn: _Connection | None = None
     for fresh in (False, True):
         try:
@@ -331,10 +331,7 @@ async def h1_attempt(
                 # be waiting in ``events``.
                 if decoder.finished and not events:
                     return
-                if deadline is not None and now_ms() > deadline:
-                    raise Timeout(
-                        f"backend {where} stream ran longer than max_seconds={backend.max_seconds}"
-                    )
+                deadline.check(now_ms())
                 continue
             if conn.error is not None:
                 raise conn.error

@@ -14,7 +14,7 @@ from ..decode.stream import DecoderLimits, StreamDecoder
 from ..dialects.base import Dialect, Request
 from ..errors import ConnectFailed, HTTPStatus, StreamError, Timeout, UpstreamClosed
 from ..events import Event, now_ms
-from .base import parse_retry_after
+from .base import Deadline, parse_retry_after
 
 __all__ = ["http_attempt", "new_client"]
 
@@ -78,7 +78,7 @@ async def http_attempt(
         pool=backend.connect_timeout,
     )
     decoder = StreamDecoder(dialect, emitter, framing=backend.framing, limits=limits)
-    deadline = None if backend.max_seconds is None else now_ms() + backend.max_seconds * 1000.0
+    deadline = Deadline(backend, where)
     try:
         async with client.stream(
             "POST", url, json=request.body, headers=headers, timeout=timeout
@@ -105,10 +105,7 @@ async def http_attempt(
                     yield events
                 if decoder.finished:
                     return
-                if deadline is not None and now > deadline:
-                    raise Timeout(
-                        f"backend {where} stream ran longer than max_seconds={backend.max_seconds}"
-                    )
+                deadline.check(now)
             yield decoder.eof(now_ms())
     except StreamError:
         raise

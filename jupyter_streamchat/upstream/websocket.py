@@ -30,7 +30,7 @@ from ..errors import (
     UpstreamClosed,
 )
 from ..events import Event, now_ms
-from .base import Watchdog, parse_retry_after
+from .base import Deadline, Watchdog, parse_retry_after
 
 __all__ = ["websocket_attempt"]
 
@@ -73,7 +73,7 @@ async def websocket_attempt(
     """Open the socket, send the request message, decode each message."""
     where = f"{backend.name} ({redact_url(backend.url)})"
     decoder = StreamDecoder(dialect, emitter, framing="message", limits=limits)
-    deadline = None if backend.max_seconds is None else now_ms() + backend.max_seconds * 1000.0
+    deadline = Deadline(backend, where)
     try:
         async with connect(
             backend.url,
@@ -104,11 +104,7 @@ async def websocket_attempt(
                         yield events
                     if decoder.finished:
                         return
-                    if deadline is not None and now > deadline:
-                        raise Timeout(
-                            f"backend {where} stream ran longer than "
-                            f"max_seconds={backend.max_seconds}"
-                        )
+                    deadline.check(now)
             except ConnectionClosed as exc:
                 if watchdog.expired:
                     raise Timeout(
