@@ -13,7 +13,7 @@ import pytest
 from bridge_clients import PROMPT, expected_text, median_gap, wait_until
 from helpers import assert_grammar
 
-from jupyter_streamchat import stream, stream_sync
+from jupyter_streamchat import stream, stream_sync, upstream
 from jupyter_streamchat.demo.servers import DemoServers
 from jupyter_streamchat.demo.stats import Door
 from jupyter_streamchat.errors import (
@@ -33,6 +33,17 @@ DOORS: dict[str, Door] = {
     "demo-grpc": "grpc",
 }
 NAMES = list(DOORS)
+# Plain-http backends normally take the small built-in HTTP/1.1 client; https and proxied
+# URLs take httpx.  "+httpx" runs the same demo door through the httpx adapter.
+ADAPTERS = [*NAMES, "demo-sse+httpx", "demo-ndjson+httpx"]
+
+
+def via(adapter: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The backend name of ``adapter``, with the HTTP client it names selected."""
+    name, _, client = adapter.partition("+")
+    if client == "httpx":
+        monkeypatch.setattr(upstream, "use_fast_path", lambda url: False)
+    return name
 
 
 def config(demo: DemoServers, name: str, **extra: Any) -> dict[str, Any]:
@@ -49,8 +60,11 @@ def text_of(events: list[Event]) -> str:
     return "".join(e.text for e in events if isinstance(e, Token))
 
 
-@pytest.mark.parametrize("name", NAMES)
-async def test_every_adapter_streams_the_reply(name: str, demo: DemoServers) -> None:
+@pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_every_adapter_streams_the_reply(
+    adapter: str, demo: DemoServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = via(adapter, monkeypatch)
     events = await collect(name, demo, "instant", max_tokens=10)
     assert_grammar(events)
     assert isinstance(events[0], Start)
@@ -122,11 +136,17 @@ STREAM_FAULTS: list[tuple[str, str, type[StreamError]]] = [
 ]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("adapter", ADAPTERS)
 @pytest.mark.parametrize(("fault", "code", "exception"), STREAM_FAULTS)
 async def test_stream_fault_gives_typed_error_keeping_partial_text(
-    name: str, fault: str, code: str, exception: type[StreamError], demo: DemoServers
+    adapter: str,
+    fault: str,
+    code: str,
+    exception: type[StreamError],
+    demo: DemoServers,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    name = via(adapter, monkeypatch)
     backend = config(demo, name, idle_timeout=0.3, retries=0)
     events = await collect(name, demo, f"instant:{fault}", max_tokens=10, backend=backend)
     assert_grammar(events)
@@ -140,11 +160,12 @@ async def test_stream_fault_gives_typed_error_keeping_partial_text(
     await wait_until(lambda: demo.counters[DOORS[name]].open_streams == 0, 1.0)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("adapter", ADAPTERS)
 @pytest.mark.parametrize(("fault", "status"), [("http500", 500), ("http429", 429)])
 async def test_refusal_gives_typed_error_with_status(
-    name: str, fault: str, status: int, demo: DemoServers
+    adapter: str, fault: str, status: int, demo: DemoServers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    name = via(adapter, monkeypatch)
     backend = config(demo, name, retries=0)
     events = await collect(name, demo, f"instant:{fault}", max_tokens=5, backend=backend)
     assert_grammar(events)
@@ -194,6 +215,27 @@ async def test_stream_sync_close_closes_the_upstream(name: str, demo: DemoServer
     t0 = await asyncio.to_thread(run)
     await wait_until(lambda: door.open_streams == 0, 5.0)
     assert time.perf_counter() - t0 < 0.1
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_max_seconds_ends_the_stream_naming_the_limit(
+    adapter: str, demo: DemoServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = via(adapter, monkeypatch)
+    backend = config(demo, name, max_seconds=0.4, retries=0)
+    events = await collect(name, demo, "fast", max_tokens=2000, backend=backend)  # ~10 s
+    assert_grammar(events)
+    error = events[-1]
+    assert isinstance(error, Error)
+    assert error.code == "timeout", error
+    assert "max_seconds=0.4" in error.message
+    assert error.partial is True
+    # The text so far is kept, and the limit, not the end of the reply, stopped it.
+    kept, whole = text_of(events), expected_text(2000)
+    assert kept
+    assert whole.startswith(kept)
+    assert len(kept) < len(whole)
+    await wait_until(lambda: demo.counters[DOORS[name]].open_streams == 0, 1.0)
 
 
 @pytest.mark.parametrize("name", NAMES)
